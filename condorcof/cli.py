@@ -1,0 +1,220 @@
+"""The ``condorcof`` command: a thin layer over the library.
+
+Every command calls library functions; :func:`main` is the one place that turns library
+errors into a clean message and an exit code.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from condorcof import __version__
+from condorcof.errors import CondorcofError
+
+EXIT_INTERRUPTED = 130
+
+
+def _plan_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Options shared by every command that plans a run."""
+    options = [
+        click.option(
+            "--treename",
+            default="Events",
+            show_default=True,
+            help="Tree for files given without one.",
+        ),
+        click.option(
+            "--chunksize",
+            type=click.IntRange(min=1),
+            default=100_000,
+            show_default=True,
+            help="Target entries per chunk.",
+        ),
+        click.option(
+            "--max-chunks",
+            type=click.IntRange(min=1),
+            default=None,
+            help="At most this many chunks per dataset (for quick tests).",
+        ),
+        click.option(
+            "--merge-fanin",
+            type=click.IntRange(min=2),
+            default=16,
+            show_default=True,
+            help="Inputs per merge node.",
+        ),
+        click.option(
+            "--skip-bad-files",
+            is_flag=True,
+            help="Leave out files that cannot be read (they are recorded in the result).",
+        ),
+        click.option(
+            "--no-cache", is_flag=True, help="Do not reuse or update the file metadata cache."
+        ),
+        click.option(
+            "--processor-args",
+            "processor_args",
+            default=None,
+            metavar="JSON",
+            help="Keyword arguments for the processor, as a JSON object.",
+        ),
+        click.option(
+            "--schema",
+            type=click.Choice(["nanoaod", "coffea"]),
+            default="nanoaod",
+            show_default=True,
+            help="Events: condorcof's lazy NanoAOD events, or coffea's NanoEvents (needs coffea).",
+        ),
+        click.option(
+            "--allow-incomplete",
+            is_flag=True,
+            help="Write a result even if chunks are missing (their fraction is recorded).",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+class CommandError(click.ClickException):
+    """A library error shown as one clean message with the error's exit code."""
+
+    def __init__(self, message: str, exit_code: int = 1):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class CondorcofGroup(click.Group):
+    """The one place where library errors and Ctrl-C become messages and exit codes."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except CondorcofError as err:
+            raise CommandError(str(err), err.exit_code) from err
+        except KeyboardInterrupt:
+            raise CommandError("interrupted; nothing was written", EXIT_INTERRUPTED) from None
+
+
+@click.group(cls=CondorcofGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="condorcof")
+@click.option("-v", "--verbose", count=True, help="Log more (-vv for debug).")
+def cli(verbose: int) -> None:
+    """Run coffea-style columnar analyses locally or on HTCondor through DAGMan."""
+    level = logging.WARNING - 10 * verbose
+    logging.basicConfig(
+        level=max(level, logging.DEBUG), format="%(levelname)s %(name)s: %(message)s"
+    )
+
+
+@cli.command()
+@click.argument("processor")
+@click.argument("fileset", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("result.pkl"),
+    show_default=True,
+    help="Where to write the result.",
+)
+@click.option(
+    "-j",
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Local worker processes [default: the number of CPUs].",
+)
+@click.option(
+    "--job-events",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Pack chunks into tasks of about this many events (0: one chunk per task).",
+)
+@click.option("--quiet", is_flag=True, help="No progress line.")
+@_plan_options
+def run(
+    processor: str,
+    fileset: Path,
+    output: Path,
+    workers: int | None,
+    job_events: int,
+    quiet: bool,
+    **plan_kw: Any,
+) -> None:
+    """Run PROCESSOR (file.py:Class or module:Class) over FILESET on this machine."""
+    from condorcof.local import run_local
+    from condorcof.progress import format_count, format_duration
+
+    request, spec, schema, allow_incomplete = _request(processor, fileset, job_events, plan_kw)
+    show = not quiet
+    from condorcof.planning import plan_fileset
+
+    _, plan = plan_fileset(request, show_progress=show)
+    click.echo(
+        f"planned {len(plan.chunks)} chunks in {len(plan.jobs)} tasks over "
+        f"{len(plan.datasets)} datasets ({format_count(plan.total_events)} events)",
+        err=True,
+    )
+    summary = run_local(
+        plan,
+        spec,
+        output,
+        workers=workers or os.cpu_count() or 1,
+        schema=schema,
+        allow_incomplete=allow_incomplete,
+        show_progress=show,
+    )
+    secs = summary.seconds
+    click.echo(
+        f"processed {summary.events} events in {format_duration(secs['process'])} "
+        f"({format_count(summary.rate)} ev/s), merge {secs['merge']:.2f} s",
+        err=True,
+    )
+    for skipped in summary.report.get("skipped_files", []):
+        click.echo(
+            f"skipped file: {skipped['path']} ({skipped['dataset']}): {skipped['reason']}", err=True
+        )
+    if not summary.report.get("complete", True):
+        click.echo(
+            "WARNING: the result is incomplete; see the report for the fraction per dataset",
+            err=True,
+        )
+    click.echo(f"result written to {output}")
+
+
+def _request(
+    processor: str, fileset: Path, job_events: int, kw: dict[str, Any]
+) -> tuple[Any, Any, str, bool]:
+    """Turn shared CLI options into a plan request and a processor spec."""
+    from condorcof.plan import PlanOptions
+    from condorcof.planning import PlanRequest
+    from condorcof.processor import parse_processor_spec
+
+    spec = parse_processor_spec(processor, kw["processor_args"])
+    options = PlanOptions(
+        chunksize=kw["chunksize"],
+        max_chunks=kw["max_chunks"],
+        job_events=job_events,
+        merge_fanin=kw["merge_fanin"],
+    )
+    request = PlanRequest(
+        fileset=fileset,
+        options=options,
+        treename=kw["treename"],
+        skip_bad_files=kw["skip_bad_files"],
+        use_cache=not kw["no_cache"],
+    )
+    return request, spec, kw["schema"], kw["allow_incomplete"]
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point."""
+    cli.main(args=argv, prog_name="condorcof")

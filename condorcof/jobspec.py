@@ -1,0 +1,100 @@
+"""The job spec: the small JSON file that tells one worker what to run.
+
+Its size depends on the job's chunks only, never on the size of the whole plan.
+Output file names of jobs and merges are defined here too, so every stage agrees on them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from condorcof.errors import PlanError
+from condorcof.plan import Chunk, Job, Plan
+from condorcof.processor import ProcessorSpec
+
+JOB_FORMAT = "condorcof-job/1"
+PARTIAL_FORMAT = "condorcof-partial/1"
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """One job: its chunks, the processor, and per-dataset metadata."""
+
+    job: str
+    processor: ProcessorSpec
+    chunks: tuple[Chunk, ...]
+    file_entries: dict[str, int]
+    metadata: dict[str, dict[str, Any]]
+    schema: str = "nanoaod"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": JOB_FORMAT,
+            "job": self.job,
+            "processor": self.processor.to_json(),
+            "chunks": [asdict(c) for c in self.chunks],
+            "file_entries": self.file_entries,
+            "metadata": self.metadata,
+            "schema": self.schema,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> JobSpec:
+        if data.get("format") != JOB_FORMAT:
+            raise PlanError(f"not a condorcof job spec (format {data.get('format')!r})")
+        return cls(
+            job=data["job"],
+            processor=ProcessorSpec.from_json(data["processor"]),
+            chunks=tuple(Chunk(**c) for c in data["chunks"]),
+            file_entries=dict(data["file_entries"]),
+            metadata=data["metadata"],
+            schema=data.get("schema", "nanoaod"),
+        )
+
+
+def file_entry_counts(plan: Plan) -> dict[str, int]:
+    """Entries of every planned file, keyed ``path\0tree`` (compute once per plan)."""
+    return {f.path + "\0" + f.treename: f.num_entries for ds in plan.datasets for f in ds.files}
+
+
+def job_spec(
+    plan: Plan,
+    job: Job,
+    processor: ProcessorSpec,
+    schema: str = "nanoaod",
+    entries: dict[str, int] | None = None,
+) -> JobSpec:
+    """The spec of one job of the plan (pass ``entries`` when building many)."""
+    chunks = plan.chunks_of(job)
+    entries = entries if entries is not None else file_entry_counts(plan)
+    keys = {c.path + "\0" + c.treename for c in chunks}
+    return JobSpec(
+        job=job.name,
+        processor=processor,
+        chunks=chunks,
+        file_entries={k: entries[k] for k in sorted(keys)},
+        metadata={ds: dict(plan.metadata_of(ds)) for ds in sorted({c.dataset for c in chunks})},
+        schema=schema,
+    )
+
+
+def partial_name(node: str) -> str:
+    """The output file of a job node or merge node (``final`` writes :func:`result_name`)."""
+    return f"partial_{node}.pkl"
+
+
+def manifest_name(node: str) -> str:
+    return f"manifest_{node}.json"
+
+
+def failure_name(node: str) -> str:
+    return f"failure_{node}.json"
+
+
+def spec_name(node: str) -> str:
+    return f"{node}.json"
+
+
+RESULT_NAME = "result.pkl"
+REPORT_NAME = "result.json"
