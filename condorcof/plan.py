@@ -137,10 +137,12 @@ class Plan:
 
 
 def split_entries(num_entries: int, chunksize: int) -> list[tuple[int, int]]:
-    """Split ``num_entries`` into near-equal ranges around ``chunksize`` (as coffea does).
+    """Split ``num_entries`` into ``round(n / chunksize)`` ranges whose sizes differ by at most one.
 
     >>> split_entries(10, 4)
-    [(0, 4), (4, 8), (8, 10)]
+    [(0, 5), (5, 10)]
+    >>> split_entries(11, 4)
+    [(0, 3), (3, 7), (7, 11)]
     >>> split_entries(2304, 1000)
     [(0, 1152), (1152, 2304)]
     >>> split_entries(0, 100)
@@ -149,8 +151,8 @@ def split_entries(num_entries: int, chunksize: int) -> list[tuple[int, int]]:
     if num_entries <= 0:
         return []
     n_chunks = max(round(num_entries / chunksize), 1)
-    size = math.ceil(num_entries / n_chunks)
-    return [(start, min(start + size, num_entries)) for start in range(0, num_entries, size)]
+    bounds = [i * num_entries // n_chunks for i in range(n_chunks + 1)]
+    return list(zip(bounds[:-1], bounds[1:], strict=True))
 
 
 def make_plan(datasets: Iterable[Dataset], pre: Preprocessed, options: PlanOptions) -> Plan:
