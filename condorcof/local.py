@@ -95,8 +95,9 @@ def _run_jobs(
                 progress.update(len(data["chunks"]), data["events"])
                 yield data
     finally:
+        processes = list((getattr(pool, "_processes", None) or {}).values())
         pool.shutdown(wait=False, cancel_futures=True)
-        for process in list(getattr(pool, "_processes", {}).values()):
+        for process in processes:
             process.terminate()
 
 

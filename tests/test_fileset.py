@@ -17,7 +17,9 @@ def write(tmp_path: Path, name: str, obj: object) -> Path:
 
 def test_coffea_form_resolves_relative_paths_and_keeps_metadata(tmp_path: Path) -> None:
     (tmp_path / "sub").mkdir()
-    path = write(tmp_path, "fs.json", {"DY": {"files": {"sub/a.root": "Events"}, "metadata": {"isMC": True}}})
+    path = write(
+        tmp_path, "fs.json", {"DY": {"files": {"sub/a.root": "Events"}, "metadata": {"isMC": True}}}
+    )
     (ds,) = load_fileset(path)
     assert ds.name == "DY"
     assert ds.metadata == {"isMC": True}
@@ -26,7 +28,14 @@ def test_coffea_form_resolves_relative_paths_and_keeps_metadata(tmp_path: Path) 
 
 
 def test_preprocessed_coffea_form(tmp_path: Path) -> None:
-    files = {"a.root": {"object_path": "Events", "num_entries": 40, "uuid": "u1", "steps": [[0, 20], [20, 40]]}}
+    files = {
+        "a.root": {
+            "object_path": "Events",
+            "num_entries": 40,
+            "uuid": "u1",
+            "steps": [[0, 20], [20, 40]],
+        }
+    }
     (ds,) = load_fileset(write(tmp_path, "fs.json", {"DY": {"files": files}}))
     spec = ds.files[0]
     assert (spec.num_entries, spec.uuid, spec.steps) == (40, "u1", ((0, 20), (20, 40)))

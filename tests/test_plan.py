@@ -35,10 +35,14 @@ def test_split_entries_covers_every_entry_once_evenly(n: int, size: int) -> None
 
 
 def _pre(entries: dict[str, list[int]]) -> tuple[list[Dataset], Preprocessed]:
-    datasets = [Dataset(ds, tuple(FileSpec(f"/{ds}/{i}.root", "Events") for i in range(len(n))), {"ds": ds})
-                for ds, n in entries.items()]
-    files = {ds: tuple(FileInfo(f"/{ds}/{i}.root", "Events", k, "u") for i, k in enumerate(n))
-             for ds, n in entries.items()}
+    datasets = [
+        Dataset(ds, tuple(FileSpec(f"/{ds}/{i}.root", "Events") for i in range(len(n))), {"ds": ds})
+        for ds, n in entries.items()
+    ]
+    files = {
+        ds: tuple(FileInfo(f"/{ds}/{i}.root", "Events", k, "u") for i, k in enumerate(n))
+        for ds, n in entries.items()
+    }
     return datasets, Preprocessed(files, (SkippedFile("A", "/bad.root", "Events", "broken"),))
 
 
