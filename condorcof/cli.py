@@ -190,6 +190,109 @@ def run(
     click.echo(f"result written to {output}")
 
 
+@cli.command()
+@click.argument("processor")
+@click.argument("fileset", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--site", default="local", show_default=True, help="Site profile name (site/*.toml) or file."
+)
+@click.option("--image", default=None, help="Container image for the jobs [default: the site's].")
+@click.option("--name", default=None, help="Run name [default: <processor>-<date>-<time>].")
+@click.option(
+    "--workdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("condorcof-runs"),
+    show_default=True,
+    help="Folder that holds run directories.",
+)
+@click.option(
+    "--job-events",
+    type=click.IntRange(min=0),
+    default=1_000_000,
+    show_default=True,
+    help="Pack chunks into jobs of about this many events.",
+)
+@click.option(
+    "--memory", type=click.IntRange(min=1), default=None, help="request_memory of chunk jobs, MB."
+)
+@click.option(
+    "--cpus", type=click.IntRange(min=1), default=None, help="request_cpus of chunk jobs."
+)
+@click.option("--disk", default=None, help="request_disk of jobs, like 2GB.")
+@click.option(
+    "--retries",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Retries of a node after a transient failure.",
+)
+@click.option(
+    "--max-idle", type=click.IntRange(min=1), default=None, help="DAGMan's limit on idle node jobs."
+)
+@click.option(
+    "--input-files",
+    "input_files",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Extra file shipped to every job (repeatable): correction tables, models.",
+)
+@click.option(
+    "--schedd", "schedd_name", default=None, help="Submit to this schedd instead of the local one."
+)
+@click.option("--pool", default=None, help="Collector to locate --schedd with.")
+@click.option("--dry-run", is_flag=True, help="Write the run directory; submit nothing.")
+@_plan_options
+def submit(
+    processor: str,
+    fileset: Path,
+    site: str,
+    image: str | None,
+    name: str | None,
+    workdir: Path,
+    job_events: int,
+    memory: int | None,
+    cpus: int | None,
+    disk: str | None,
+    retries: int | None,
+    max_idle: int | None,
+    input_files: tuple[Path, ...],
+    schedd_name: str | None,
+    pool: str | None,
+    dry_run: bool,
+    **plan_kw: Any,
+) -> None:
+    """Plan PROCESSOR over FILESET and submit it as an HTCondor DAG; returns at once."""
+    from condorcof.planning import plan_fileset
+    from condorcof.rundir import check_name, default_run_name, write_run
+    from condorcof.sites import load_profile
+    from condorcof.workflow import submit_run
+
+    request, spec, schema, _ = _request(processor, fileset, job_events, plan_kw)
+    profile = load_profile(site).with_overrides(
+        image=image,
+        request_memory=memory,
+        request_cpus=cpus,
+        request_disk=disk,
+        retries=retries,
+        max_idle=max_idle,
+    )
+    run_name = check_name(name or default_run_name(spec))
+    _, plan = plan_fileset(request, show_progress=True)
+    info = write_run(workdir / run_name, run_name, plan, spec, profile, schema, input_files)
+    click.echo(
+        f"run {run_name}: {len(plan.chunks)} chunks in {len(plan.jobs)} jobs, "
+        f"{len(plan.merges)} merges, {plan.total_events} events -> {info.directory}"
+    )
+    if dry_run:
+        click.echo(
+            f"dry run: nothing submitted; to submit by hand: cd {info.directory} && "
+            "condor_submit_dag workflow.dag"
+        )
+        return
+    info = submit_run(info, profile.max_idle, schedd_name, pool)
+    click.echo(f"submitted: DAGMan job {info.cluster}")
+    click.echo(f"follow it with: condorcof status {info.directory}")
+
+
 def _request(
     processor: str, fileset: Path, job_events: int, kw: dict[str, Any]
 ) -> tuple[Any, Any, str, bool]:

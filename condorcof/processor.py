@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import sys
 import traceback
 from dataclasses import dataclass, field, replace
@@ -102,8 +103,11 @@ def _module_of_file(path: Path, text: str) -> tuple[str, str]:
 
 def import_processor_class(spec: ProcessorSpec) -> Any:
     """Import the module and return the named attribute (a class or a ready instance)."""
-    if spec.search_path and spec.search_path not in sys.path:
-        sys.path.insert(0, spec.search_path)
+    folder = spec.search_path
+    if folder and not os.path.isabs(folder):  # relative: inside the job's unpacked bundle
+        folder = os.path.join(os.environ.get("CONDORCOF_BUNDLE", os.getcwd()), folder)
+    if folder and folder not in sys.path:
+        sys.path.insert(0, folder)
     try:
         module = importlib.import_module(spec.module)
     except Exception as err:

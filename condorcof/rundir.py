@@ -1,0 +1,164 @@
+"""The run directory: everything about one submission, written by one writer.
+
+Layout: ``run.json`` (what and where), ``plan.json``, ``processor.json``, ``bundle.zip``,
+``jobs/<job>.json``, ``inputs/`` (user files), ``workflow.dag``, ``chunk.sub``, ``merge.sub``,
+``dagman.config``, and the folders ``outputs/`` (partials, failure records, the result) and
+``logs/``. Created with owner-only permissions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from condorcof.bundle import BUNDLE_NAME, USER_DIR, write_bundle
+from condorcof.dag import (
+    CONFIG_NAME,
+    DAG_NAME,
+    OUTPUTS,
+    PLAN_NAME,
+    PROCESSOR_NAME,
+    build_dag,
+    render_config,
+    render_dag,
+    render_submit_files,
+)
+from condorcof.errors import RunNotFoundError, SubmitError
+from condorcof.jobspec import RESULT_NAME, file_entry_counts, job_spec, spec_name
+from condorcof.plan import Plan, save_plan
+from condorcof.processor import ProcessorSpec
+from condorcof.safepickle import write_json_atomic, write_text_atomic
+from condorcof.sites import SiteProfile
+
+RUN_FILE = "run.json"
+RUNS_DIR = "condorcof-runs"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,80}$")
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What ``run.json`` records about a run."""
+
+    name: str
+    directory: str
+    created: float
+    processor: dict[str, Any]
+    site: str
+    image: str
+    schema: str = "nanoaod"
+    cluster: int | None = None
+    schedd: str | None = None
+    submitted: float | None = None
+
+    @property
+    def path(self) -> Path:
+        return Path(self.directory)
+
+    @property
+    def result(self) -> Path:
+        return self.path / OUTPUTS / RESULT_NAME
+
+
+def default_run_name(processor: ProcessorSpec) -> str:
+    """``<class>-<date>-<time>``, e.g. ``dimuonvbf-20261125-101500``."""
+    return f"{processor.attr.lower()}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def check_name(name: str) -> str:
+    if not _NAME.match(name):
+        raise SubmitError(f"run name {name!r}: use letters, digits, '.', '_' and '-' (at most 81)")
+    return name
+
+
+def write_run(
+    run_dir: Path,
+    name: str,
+    plan: Plan,
+    processor: ProcessorSpec,
+    profile: SiteProfile,
+    schema: str = "nanoaod",
+    input_files: tuple[Path, ...] = (),
+) -> RunInfo:
+    """Create the run directory with every file DAGMan needs; returns its :class:`RunInfo`."""
+    run_dir = run_dir.resolve()
+    if run_dir.exists() and any(run_dir.iterdir()):
+        raise SubmitError(
+            f"run directory {run_dir} already exists and is not empty; pick another --name"
+        )
+    for folder in (
+        run_dir,
+        run_dir / "jobs",
+        run_dir / "logs",
+        run_dir / OUTPUTS,
+        run_dir / "inputs",
+    ):
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(run_dir, 0o700)
+    shipped = processor.relocated(USER_DIR if processor.search_path else None)
+    write_bundle(
+        run_dir / BUNDLE_NAME, Path(processor.search_path) if processor.search_path else None
+    )
+    save_plan(plan, run_dir / PLAN_NAME)
+    write_json_atomic(run_dir / PROCESSOR_NAME, shipped.to_json())
+    _write_job_specs(run_dir, plan, shipped, schema)
+    extra = _copy_inputs(run_dir, input_files)
+    for filename, text in render_submit_files(profile, name, extra).items():
+        write_text_atomic(run_dir / filename, text)
+    write_text_atomic(run_dir / CONFIG_NAME, render_config(profile, name))
+    write_text_atomic(run_dir / DAG_NAME, render_dag(build_dag(plan, profile, name)))
+    info = RunInfo(
+        name, str(run_dir), time.time(), processor.to_json(), profile.name, profile.image, schema
+    )
+    save_run_info(info)
+    return info
+
+
+def _write_job_specs(run_dir: Path, plan: Plan, processor: ProcessorSpec, schema: str) -> None:
+    entries = file_entry_counts(plan)
+    for job in plan.jobs:
+        spec = job_spec(plan, job, processor, schema, entries)
+        (run_dir / "jobs" / spec_name(job.name)).write_text(json.dumps(spec.to_json()))
+
+
+def _copy_inputs(run_dir: Path, input_files: tuple[Path, ...]) -> list[str]:
+    names = []
+    for source in input_files:
+        if not source.is_file():
+            raise SubmitError(f"--input-files: no such file {source}")
+        if source.name in names or source.name in (BUNDLE_NAME,):
+            raise SubmitError(f"--input-files: two inputs are called {source.name}")
+        shutil.copy2(source, run_dir / "inputs" / source.name)
+        names.append(source.name)
+    return [f"inputs/{n}" for n in names]
+
+
+def save_run_info(info: RunInfo) -> None:
+    write_json_atomic(info.path / RUN_FILE, asdict(info))
+
+
+def load_run_info(run_dir: Path) -> RunInfo:
+    try:
+        data = json.loads((run_dir / RUN_FILE).read_text())
+    except (OSError, ValueError) as err:
+        raise RunNotFoundError(f"{run_dir} is not a condorcof run directory ({err})") from err
+    return RunInfo(**data)
+
+
+def with_submission(info: RunInfo, cluster: int, schedd: str | None) -> RunInfo:
+    """The run info once DAGMan has a cluster id."""
+    return replace(info, cluster=cluster, schedd=schedd, submitted=time.time())
+
+
+def find_run(run: str, workdir: Path | None = None) -> RunInfo:
+    """A run by directory, or by name under ``workdir`` (default ``./condorcof-runs``)."""
+    candidates = [Path(run), (workdir or Path(RUNS_DIR)) / run]
+    for candidate in candidates:
+        if (candidate / RUN_FILE).is_file():
+            return load_run_info(candidate.resolve())
+    raise RunNotFoundError(f"no run {run!r} (looked in {', '.join(str(c) for c in candidates)})")

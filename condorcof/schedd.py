@@ -1,0 +1,102 @@
+"""Talking to the schedd through the official ``htcondor2`` bindings (the only module that does).
+
+Submission goes through ``Submit.from_dag`` without ``force`` (force throws the rescue DAG
+away) and with ``maxidle`` as an option (a CONFIG value would be overridden).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from condorcof.errors import ScheddError
+
+DAGMAN_ATTRS = [
+    "ClusterId",
+    "JobStatus",
+    "DAG_Status",
+    "DAG_NodesTotal",
+    "DAG_NodesDone",
+    "DAG_NodesFailed",
+]
+
+
+def _bindings() -> Any:
+    try:
+        import htcondor2
+    except ImportError as err:
+        raise ScheddError("the HTCondor Python bindings are missing: pip install htcondor") from err
+    return htcondor2
+
+
+def get_schedd(name: str | None = None, pool: str | None = None) -> Any:
+    """The local schedd, or a named one found through the collector of ``pool``."""
+    htcondor2 = _bindings()
+    try:
+        if not name:
+            return htcondor2.Schedd()
+        ad = htcondor2.Collector(pool).locate(htcondor2.DaemonType.Schedd, name)
+        return htcondor2.Schedd(ad)
+    except Exception as err:
+        raise ScheddError(f"cannot reach the schedd {name or '(local)'}: {err}") from err
+
+
+@contextlib.contextmanager
+def _cwd(path: Path) -> Iterator[None]:
+    old = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(old)
+
+
+def submit_dag(run_dir: Path, dag_name: str, batch_name: str, max_idle: int, schedd: Any) -> int:
+    """Submit (or resubmit, using DAGMan's rescue DAG) the DAG; returns DAGMan's cluster id."""
+    htcondor2 = _bindings()
+    with _cwd(run_dir):
+        try:
+            sub = htcondor2.Submit.from_dag(
+                dag_name, {"maxidle": max_idle, "batch-name": batch_name}
+            )
+            return int(schedd.submit(sub).cluster())
+        except Exception as err:
+            raise ScheddError(f"submitting {run_dir / dag_name} failed: {err}") from err
+
+
+def query_job(schedd: Any, cluster: int, attrs: list[str] | None = None) -> dict[str, Any] | None:
+    """The DAGMan job's ad while it is in the queue, else None."""
+    try:
+        ads = schedd.query(f"ClusterId == {int(cluster)}", attrs or DAGMAN_ATTRS)
+    except Exception as err:
+        raise ScheddError(f"cannot query the schedd: {err}") from err
+    return dict(ads[0]) if ads else None
+
+
+def query_history(schedd: Any, cluster: int, attrs: list[str]) -> dict[str, Any] | None:
+    """The DAGMan job's final ad from the schedd's history, else None."""
+    try:
+        ads = list(schedd.history(f"ClusterId == {int(cluster)}", attrs, match=1))
+    except Exception as err:
+        raise ScheddError(f"cannot query the schedd's history: {err}") from err
+    return dict(ads[0]) if ads else None
+
+
+def query_node_jobs(schedd: Any, cluster: int, attrs: list[str]) -> list[dict[str, Any]]:
+    """Node jobs of a DAG in the queue."""
+    try:
+        return [dict(ad) for ad in schedd.query(f"DAGManJobId == {int(cluster)}", attrs)]
+    except Exception as err:
+        raise ScheddError(f"cannot query the schedd: {err}") from err
+
+
+def remove_dag(schedd: Any, cluster: int, reason: str) -> None:
+    """Remove the DAGMan job (DAGMan then removes its node jobs and writes a rescue DAG)."""
+    htcondor2 = _bindings()
+    try:
+        schedd.act(htcondor2.JobAction.Remove, f"ClusterId == {int(cluster)}", reason=reason)
+    except Exception as err:
+        raise ScheddError(f"cannot remove DAGMan job {cluster}: {err}") from err

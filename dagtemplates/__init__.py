@@ -1,0 +1,1 @@
+"""Submit, DAG and config templates shipped with condorcof (loaded with importlib.resources)."""

@@ -1,0 +1,1 @@
+"""Site profiles shipped with condorcof (loaded with importlib.resources)."""
