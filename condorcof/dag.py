@@ -68,17 +68,16 @@ def build_dag(plan: Plan, profile: SiteProfile, run_name: str) -> DagSpec:
 def _merge_node(name: str, inputs: tuple[str, ...], retries: int) -> DagNode:
     files = [partial_name(i) for i in inputs]
     final = name == FINAL_NODE
+    transferred = [f"{OUTPUTS}/{f}" for f in files]
     variables = {
         "attempt": "$(RETRY)",
         "inputs": " ".join(files),
-        "input_files": ", ".join(f"{OUTPUTS}/{f}" for f in files + ([] if not final else [])),
+        "input_files": ", ".join(
+            [PLAN_NAME, PROCESSOR_NAME, *transferred] if final else transferred
+        ),
         "output": RESULT_NAME if final else partial_name(name),
         "merge_args": f"--final --plan {PLAN_NAME} --processor {PROCESSOR_NAME}" if final else "",
     }
-    if final:
-        variables["input_files"] = ", ".join(
-            [PLAN_NAME, PROCESSOR_NAME, *(f"{OUTPUTS}/{f}" for f in files)]
-        )
     return DagNode(name, MERGE_SUB, variables, parents=inputs, retries=retries, category="merges")
 
 
