@@ -7,7 +7,6 @@ read back identically. Every later stage (local run, DAG writer, merge, status) 
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from independent import assert_matches, assert_same_output, expected
 
 import condorcof
 from condorcof.cli import cli
-from independent import assert_matches, assert_same_output, expected
 
 REPO = Path(__file__).resolve().parents[1]
 PROCESSOR = f"{REPO / 'examples' / 'dimuon_vbf.py'}:DimuonVBF"
