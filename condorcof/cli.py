@@ -293,6 +293,148 @@ def submit(
     click.echo(f"follow it with: condorcof status {info.directory}")
 
 
+def _run_argument(func: Callable[..., Any]) -> Callable[..., Any]:
+    func = click.option(
+        "--workdir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        help="Folder of run directories, to find RUN by name.",
+    )(func)
+    return click.argument("run")(func)
+
+
+def _find(run: str, workdir: Path | None) -> Any:
+    from condorcof.rundir import find_run
+
+    return find_run(run, workdir)
+
+
+@cli.command()
+@_run_argument
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--no-schedd", is_flag=True, help="Read the run directory only.")
+def status(run: str, workdir: Path | None, as_json: bool, no_schedd: bool) -> None:
+    """Show the state of RUN (a run directory or name)."""
+    import json
+
+    from condorcof.status import collect_status, format_status
+
+    state = collect_status(_find(run, workdir), query_schedd=not no_schedd)
+    click.echo(json.dumps(state.to_json(), indent=1) if as_json else format_status(state))
+
+
+@cli.command()
+@_run_argument
+@click.option("--interval", type=click.FloatRange(min=0.5), default=5.0, show_default=True)
+@click.option(
+    "--timeout", type=click.FloatRange(min=0), default=None, help="Give up after this many seconds."
+)
+def watch(run: str, workdir: Path | None, interval: float, timeout: float | None) -> None:
+    """Redraw the status of RUN until its DAG ends; exits non-zero unless it succeeded."""
+    import time
+
+    from condorcof.status import collect_status, format_status
+
+    info = _find(run, workdir)
+    start = time.monotonic()
+    tty = click.get_text_stream("stdout").isatty()
+    while True:
+        state = collect_status(info)
+        text = format_status(state)
+        click.echo(("\x1b[2J\x1b[H" if tty else "") + text)
+        if state.state not in ("running", "unknown (schedd unreachable)"):
+            break
+        if timeout is not None and time.monotonic() - start > timeout:
+            raise CommandError(f"run {info.name} still running after {timeout:.0f} s", 2)
+        time.sleep(interval)
+    if state.state != "done":
+        raise CommandError(f"run {info.name} ended {state.state}", 1)
+    click.echo(f"result: {state.result}")
+
+
+@cli.command(name="list")
+@click.option(
+    "--workdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("condorcof-runs"),
+    show_default=True,
+)
+@click.option("--no-schedd", is_flag=True, help="Read the run directories only.")
+def list_runs(workdir: Path, no_schedd: bool) -> None:
+    """List the runs under WORKDIR with their state."""
+    from condorcof.rundir import RUN_FILE, load_run_info
+    from condorcof.status import collect_status
+
+    runs = sorted(p.parent for p in workdir.glob(f"*/{RUN_FILE}")) if workdir.is_dir() else []
+    if not runs:
+        click.echo(f"no runs in {workdir}")
+    for path in runs:
+        info = load_run_info(path)
+        state = collect_status(info, query_schedd=not no_schedd)
+        click.echo(
+            f"{info.name:40} {state.state:12} {state.events_processed}/{state.events_planned} events"
+            f"  job {info.cluster}"
+        )
+
+
+@cli.command()
+@_run_argument
+def remove(run: str, workdir: Path | None) -> None:
+    """Remove RUN's DAG from the queue (DAGMan writes a rescue DAG for resubmit)."""
+    from condorcof.schedd import get_schedd, query_job, remove_dag
+
+    info = _find(run, workdir)
+    schedd = get_schedd(info.schedd)
+    if info.cluster is None or query_job(schedd, info.cluster, ["ClusterId"]) is None:
+        raise CommandError(f"run {info.name} has no DAG in the queue", 1)
+    remove_dag(schedd, info.cluster, f"condorcof remove {info.name}")
+    click.echo(
+        f"removed DAGMan job {info.cluster}; resume later with: condorcof resubmit {info.directory}"
+    )
+
+
+@cli.command()
+@_run_argument
+@click.option(
+    "--memory",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Give the held jobs this much memory, MB.",
+)
+def release(run: str, workdir: Path | None, memory: int | None) -> None:
+    """Release RUN's held node jobs, optionally with more memory."""
+    from condorcof.schedd import get_schedd, release_held
+
+    info = _find(run, workdir)
+    if info.cluster is None:
+        raise CommandError(f"run {info.name} was never submitted", 1)
+    released = release_held(get_schedd(info.schedd), info.cluster, memory)
+    click.echo(f"released {len(released)} held job(s): {', '.join(released) or '-'}")
+
+
+@cli.command()
+@_run_argument
+@click.option(
+    "--memory",
+    type=click.IntRange(min=1),
+    default=None,
+    help="request_memory of the rerun chunk jobs, MB.",
+)
+@click.option(
+    "--retries", type=click.IntRange(min=0), default=None, help="Retries of the rerun nodes."
+)
+def resubmit(run: str, workdir: Path | None, memory: int | None, retries: int | None) -> None:
+    """Rerun only the failed and unrun nodes of RUN, through DAGMan's rescue DAG."""
+    from condorcof.workflow import resubmit_run
+
+    info, failed = resubmit_run(_find(run, workdir), memory=memory, retries=retries)
+    click.echo(
+        f"resubmitted run {info.name} as DAGMan job {info.cluster}; rerunning {len(failed)} failed "
+        f"node(s) ({', '.join(failed[:10])}{'...' if len(failed) > 10 else ''}) and the nodes after them"
+    )
+    click.echo(f"follow it with: condorcof status {info.directory}")
+
+
 def _request(
     processor: str, fileset: Path, job_events: int, kw: dict[str, Any]
 ) -> tuple[Any, Any, str, bool]:

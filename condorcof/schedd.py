@@ -100,3 +100,22 @@ def remove_dag(schedd: Any, cluster: int, reason: str) -> None:
         schedd.act(htcondor2.JobAction.Remove, f"ClusterId == {int(cluster)}", reason=reason)
     except Exception as err:
         raise ScheddError(f"cannot remove DAGMan job {cluster}: {err}") from err
+
+
+def release_held(schedd: Any, cluster: int, memory: int | None) -> list[str]:
+    """Release the DAG's held node jobs, first raising RequestMemory when asked; returns job ids."""
+    htcondor2 = _bindings()
+    held = [
+        f"{ad['ClusterId']}.{ad['ProcId']}"
+        for ad in query_node_jobs(schedd, cluster, ["ClusterId", "ProcId", "JobStatus"])
+        if ad.get("JobStatus") == 5
+    ]
+    if not held:
+        return []
+    try:
+        if memory is not None:
+            schedd.edit(held, "RequestMemory", str(int(memory)))
+        schedd.act(htcondor2.JobAction.Release, held)
+    except Exception as err:
+        raise ScheddError(f"cannot release jobs {held}: {err}") from err
+    return held

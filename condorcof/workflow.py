@@ -1,11 +1,19 @@
-"""Submit a run directory's DAG to a schedd and record the DAGMan job."""
+"""Submit and resubmit a run directory's DAG, and record the DAGMan job."""
 
 from __future__ import annotations
 
-from condorcof.dag import DAG_NAME
+import re
+import shutil
+from pathlib import Path
+
+from condorcof.dag import DAG_NAME, OUTPUTS
 from condorcof.errors import SubmitError
+from condorcof.jobspec import failure_name
+from condorcof.monitor import NODES_LOG, rescue_failed_nodes, rescue_files
 from condorcof.rundir import RunInfo, save_run_info, with_submission
+from condorcof.safepickle import write_text_atomic
 from condorcof.schedd import get_schedd, query_job, submit_dag
+from condorcof.templates import quote_value
 
 
 def ensure_not_queued(info: RunInfo, schedd: object) -> None:
@@ -27,3 +35,91 @@ def submit_run(
     info = with_submission(info, cluster, schedd_name)
     save_run_info(info)
     return info
+
+
+def set_node_var(dag_text: str, node: str, key: str, value: str) -> str:
+    """Set ``key=value`` in the VARS line of ``node`` (adding the line if needed).
+
+    >>> set_node_var('JOB a x.sub\\nVARS a attempt="$(RETRY)" mem="1"\\n', "a", "mem", "2")
+    'JOB a x.sub\\nVARS a attempt="$(RETRY)" mem="2"\\n'
+    """
+    lines = dag_text.splitlines(keepends=True)
+    pair = f"{key}={quote_value(value)}"
+    prefix = f"VARS {node} "
+    for i, line in enumerate(lines):
+        if line.startswith(prefix):
+            stripped = re.sub(rf'\s{re.escape(key)}="(?:[^"\\]|\\.)*"', "", line.rstrip("\n"))
+            lines[i] = f"{stripped} {pair}\n"
+            return "".join(lines)
+    for i, line in enumerate(lines):
+        if line.split()[:2] == ["JOB", node]:
+            lines.insert(i + 1, f"VARS {node} {pair}\n")
+            return "".join(lines)
+    raise SubmitError(f"the DAG has no node {node!r}")
+
+
+def set_retries(dag_text: str, nodes: set[str], retries: int) -> str:
+    """Rewrite the RETRY count of ``nodes`` (keeping UNLESS-EXIT)."""
+    out = []
+    for line in dag_text.splitlines(keepends=True):
+        words = line.split()
+        if len(words) >= 3 and words[0] == "RETRY" and words[1] in nodes:
+            words[2] = str(retries)
+            line = " ".join(words) + "\n"
+        out.append(line)
+    return "".join(out)
+
+
+def resubmit_run(
+    info: RunInfo,
+    memory: int | None = None,
+    retries: int | None = None,
+    schedd_name: str | None = None,
+    max_idle: int = 1000,
+) -> tuple[RunInfo, list[str]]:
+    """Resubmit through DAGMan's newest rescue DAG: only failed and unrun nodes run again."""
+    schedd = get_schedd(schedd_name or info.schedd)
+    ensure_not_queued(info, schedd)
+    rescues = rescue_files(info.path)
+    if not rescues:
+        if info.result.exists():
+            raise SubmitError(f"run {info.name} is complete ({info.result}); nothing to resubmit")
+        raise SubmitError(
+            f"run {info.name} has no rescue DAG: it was never run to an end; use 'condorcof submit'"
+        )
+    failed = rescue_failed_nodes(rescues[-1])
+    _apply_overrides(info.path, set(failed), memory, retries)
+    _archive_attempt(info.path, failed, len(rescues))
+    cluster = submit_dag(info.path, DAG_NAME, info.name, max_idle, schedd)
+    info = with_submission(info, cluster, schedd_name or info.schedd)
+    save_run_info(info)
+    return info, failed
+
+
+def _apply_overrides(
+    run_dir: Path, failed: set[str], memory: int | None, retries: int | None
+) -> None:
+    dag_path = run_dir / DAG_NAME
+    text = dag_path.read_text()
+    if memory is not None:
+        for node in sorted(failed):
+            if node.startswith("job_"):
+                text = set_node_var(text, node, "mem", str(memory))
+    if retries is not None:
+        text = set_retries(text, failed, retries)
+        for rescue in rescue_files(run_dir):
+            write_text_atomic(rescue, set_retries(rescue.read_text(), failed, retries))
+    write_text_atomic(dag_path, text)
+
+
+def _archive_attempt(run_dir: Path, failed: list[str], attempt: int) -> None:
+    """Keep the node log (DAGMan truncates it on every run) and move stale failure records."""
+    archive = run_dir / "logs" / f"attempt{attempt:03d}"
+    archive.mkdir(exist_ok=True)
+    nodes_log = run_dir / NODES_LOG
+    if nodes_log.exists():
+        shutil.copy2(nodes_log, archive / NODES_LOG)
+    for node in failed:
+        record = run_dir / OUTPUTS / failure_name(node)
+        if record.exists():
+            record.rename(archive / record.name)
