@@ -55,3 +55,17 @@ class ScheddError(CondorcofError):
 
 class RunNotFoundError(CondorcofError):
     """No run directory matches the given name or path."""
+
+
+class MissingBranchError(ChunkFailedError, AttributeError, KeyError):
+    """A processor asked the events of a chunk for a branch or collection the tree lacks.
+
+    It is also an ``AttributeError`` (so ``hasattr(events, "Muon")`` works) and a ``KeyError``
+    (so ``events["Muon"]`` can be caught like a mapping lookup).
+    """
+
+    __str__ = Exception.__str__
+
+
+class OptionalDependencyError(CondorcofError):
+    """An optional third-party package that a feature needs is not installed."""
