@@ -8,9 +8,12 @@ failed nodes); chunk nodes retry unless the worker reports a deterministic failu
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from condorcof.errors import SubmitError
+from condorcof.fileset import is_url
 from condorcof.jobspec import RESULT_NAME, partial_name
-from condorcof.plan import FINAL_NODE, Plan
+from condorcof.plan import FINAL_NODE, Job, Plan
 from condorcof.sites import SiteProfile
 from condorcof.templates import load_template, quote_value, render
 from condorcof.worker import EXIT_DETERMINISTIC
@@ -48,11 +51,28 @@ class DagSpec:
     comment: str = ""
 
 
+def job_input_files(plan: Plan, job: Job) -> list[str]:
+    """Local files a job reads: they travel with the job (URLs are read remotely)."""
+    paths = list(dict.fromkeys(c.path for c in plan.chunks_of(job) if not is_url(c.path)))
+    names = [Path(p).name for p in paths]
+    if len(set(names)) != len(names):
+        clash = next(n for n in names if names.count(n) > 1)
+        raise SubmitError(
+            f"job {job.name} reads two files named {clash!r} from different folders; files travel "
+            "to the job by name, so give them distinct names or put them in different datasets"
+        )
+    return paths
+
+
 def build_dag(plan: Plan, profile: SiteProfile, run_name: str) -> DagSpec:
     """The DAG for ``plan``: one node per job, one per merge, the final merge last."""
     nodes = [
         DagNode(
-            job.name, CHUNK_SUB, {"attempt": "$(RETRY)"}, retries=profile.retries, category="chunks"
+            job.name,
+            CHUNK_SUB,
+            {"attempt": "$(RETRY)", "inputs": ", ".join(job_input_files(plan, job))},
+            retries=profile.retries,
+            category="chunks",
         )
         for job in plan.jobs
     ]
@@ -75,7 +95,7 @@ def _merge_node(name: str, inputs: tuple[str, ...], retries: int) -> DagNode:
         "input_files": ", ".join(
             [PLAN_NAME, PROCESSOR_NAME, *transferred] if final else transferred
         ),
-        "output": RESULT_NAME if final else partial_name(name),
+        "merged": RESULT_NAME if final else partial_name(name),
         "merge_args": f"--final --plan {PLAN_NAME} --processor {PROCESSOR_NAME}" if final else "",
     }
     return DagNode(name, MERGE_SUB, variables, parents=inputs, retries=retries, category="merges")

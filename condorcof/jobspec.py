@@ -7,6 +7,7 @@ Output file names of jobs and merges are defined here too, so every stage agrees
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from condorcof.errors import PlanError
@@ -27,6 +28,11 @@ class JobSpec:
     file_entries: dict[str, int]
     metadata: dict[str, dict[str, Any]]
     schema: str = "nanoaod"
+    transferred: tuple[str, ...] = ()
+
+    def local_path(self, path: str) -> str:
+        """Where the job finds ``path``: in its working directory when it travelled with the job."""
+        return Path(path).name if path in self.transferred else path
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -37,6 +43,7 @@ class JobSpec:
             "file_entries": self.file_entries,
             "metadata": self.metadata,
             "schema": self.schema,
+            "transferred": list(self.transferred),
         }
 
     @classmethod
@@ -50,6 +57,7 @@ class JobSpec:
             file_entries=dict(data["file_entries"]),
             metadata=data["metadata"],
             schema=data.get("schema", "nanoaod"),
+            transferred=tuple(data.get("transferred", ())),
         )
 
 

@@ -25,6 +25,7 @@ from condorcof.dag import (
     PLAN_NAME,
     PROCESSOR_NAME,
     build_dag,
+    job_input_files,
     render_config,
     render_dag,
     render_submit_files,
@@ -122,7 +123,10 @@ def write_run(
 def _write_job_specs(run_dir: Path, plan: Plan, processor: ProcessorSpec, schema: str) -> None:
     entries = file_entry_counts(plan)
     for job in plan.jobs:
-        spec = job_spec(plan, job, processor, schema, entries)
+        spec = replace(
+            job_spec(plan, job, processor, schema, entries),
+            transferred=tuple(job_input_files(plan, job)),
+        )
         (run_dir / "jobs" / spec_name(job.name)).write_text(json.dumps(spec.to_json()))
 
 

@@ -165,7 +165,7 @@ def _run_chunk(
     from condorcof.events import make_events
 
     t_open = time.perf_counter()
-    tree = _OpenTrees.get(chunk.path, chunk.treename)
+    tree = _OpenTrees.get(spec.local_path(chunk.path), chunk.treename)
     expected = spec.file_entries.get(chunk.path + "\0" + chunk.treename)
     if expected is not None and tree.num_entries != expected:
         raise ChunkFailedError(
