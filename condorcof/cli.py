@@ -423,11 +423,19 @@ def release(run: str, workdir: Path | None, memory: int | None) -> None:
 @click.option(
     "--retries", type=click.IntRange(min=0), default=None, help="Retries of the rerun nodes."
 )
-def resubmit(run: str, workdir: Path | None, memory: int | None, retries: int | None) -> None:
-    """Rerun only the failed and unrun nodes of RUN, through DAGMan's rescue DAG."""
+def resubmit(
+    run: str, workdir: Path | None, memory: int | None, retries: int | None, keep_code: bool
+) -> None:
+    """Rerun only the failed and unrun nodes of RUN, through DAGMan's rescue DAG.
+
+    The processor's folder is shipped again as it is now (so a fixed bug stays fixed), unless
+    --keep-code is given.
+    """
     from condorcof.workflow import resubmit_run
 
-    info, failed = resubmit_run(_find(run, workdir), memory=memory, retries=retries)
+    info, failed = resubmit_run(
+        _find(run, workdir), memory=memory, retries=retries, refresh_code=not keep_code
+    )
     click.echo(
         f"resubmitted run {info.name} as DAGMan job {info.cluster}; rerunning {len(failed)} failed "
         f"node(s) ({', '.join(failed[:10])}{'...' if len(failed) > 10 else ''}) and the nodes after them"

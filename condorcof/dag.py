@@ -130,16 +130,30 @@ def submit_values(profile: SiteProfile, run_name: str, input_files: list[str]) -
         "container": _container_line(profile),
         "python": profile.python,
         "request_cpus": str(profile.request_cpus),
-        "request_memory": f"$(mem:{profile.request_memory})",
+        "request_memory": memory_expression(profile.request_memory, profile.max_memory),
+        "max_memory": str(profile.max_memory),
         "merge_memory": str(profile.merge_memory),
         "request_disk": profile.request_disk,
         "holds": (
-            "# a failed transfer (hold codes 12, 13) removes the job, so the node fails and RETRY applies\n"
-            "periodic_remove         = (JobStatus == 5) && (HoldReasonCode =?= 12 || HoldReasonCode =?= 13)"
+            "# a failed transfer (hold codes 12, 13) or memory still too small at the cap removes\n"
+            "# the job, so the node fails and RETRY (or condorcof resubmit --memory) takes over\n"
+            "periodic_remove         = (JobStatus == 5) && (HoldReasonCode =?= 12 || HoldReasonCode =?= 13"
+            f" || (HoldReasonCode =?= 34 && RequestMemory >= {profile.max_memory}))"
         ),
         "input_files": "".join(f", {f}" for f in input_files),
         "extra": extra,
     }
+
+
+def memory_expression(base: int, cap: int) -> str:
+    """``request_memory``: ``$(mem)`` (default ``base``) doubled per memory hold, up to ``cap``.
+
+    >>> memory_expression(1024, 4096)
+    'ifThenElse(isUndefined(NumHoldsByReason.JobOutOfResources), $(mem:1024), min({$(mem:1024) * pow(2, NumHoldsByReason.JobOutOfResources), 4096}))'
+    """
+    mem = f"$(mem:{base})"
+    holds = "NumHoldsByReason.JobOutOfResources"
+    return f"ifThenElse(isUndefined({holds}), {mem}, min({{{mem} * pow(2, {holds}), {cap}}}))"
 
 
 def _container_line(profile: SiteProfile) -> str:
@@ -158,8 +172,14 @@ def render_submit_files(
     merge_values = {
         k: v
         for k, v in values.items()
-        if k not in ("request_cpus", "request_memory", "input_files")
+        if k not in ("request_cpus", "request_memory", "input_files", "max_memory")
     }
+    merge_values["holds"] = (
+        "# a failed transfer (hold codes 12, 13) or the memory limit (34) removes the job, so the\n"
+        "# node fails and RETRY (or condorcof resubmit) takes over\n"
+        "periodic_remove         = (JobStatus == 5) && (HoldReasonCode =?= 12 || HoldReasonCode =?= 13"
+        " || HoldReasonCode =?= 34)"
+    )
     chunk_values = {k: v for k, v in values.items() if k != "merge_memory"}
     return {
         CHUNK_SUB: render(load_template(CHUNK_SUB), chunk_values, CHUNK_SUB),

@@ -22,7 +22,7 @@ RESERVED_KEYS = frozenset(
         "universe", "executable", "arguments", "transfer_executable", "transfer_input_files",
         "transfer_output_files", "should_transfer_files", "when_to_transfer_output", "output",
         "error", "log", "queue", "docker_image", "container_image", "request_cpus", "request_memory",
-        "request_disk", "environment",
+        "request_disk", "environment", "periodic_release", "periodic_remove",
     }
 )  # fmt: skip
 ALLOWED_SUBMIT_KEYS = frozenset(
@@ -30,7 +30,7 @@ ALLOWED_SUBMIT_KEYS = frozenset(
         "requirements", "rank", "accounting_group", "accounting_group_user", "+ProjectName",
         "+DESIRED_Sites", "+SingularityImage", "+JobFlavour", "+MaxRuntime", "+AccountingGroup",
         "use_x509userproxy", "x509userproxy", "use_oauth_services", "+UNDESIRED_Sites",
-        "+REQUIRED_OS", "max_retries", "periodic_release", "periodic_hold", "+WantOS",
+        "+REQUIRED_OS", "max_retries", "periodic_hold", "+WantOS",
         "docker_network_type", "priority", "notification", "+RequiresWholeMachine",
     }
 )  # fmt: skip
@@ -48,6 +48,7 @@ class SiteProfile:
     request_cpus: int = 1
     request_memory: int = 2048
     merge_memory: int = 2048
+    max_memory: int = 8192
     request_disk: str = "2GB"
     max_idle: int = 1000
     max_jobs: int = 0

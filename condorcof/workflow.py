@@ -6,6 +6,7 @@ import re
 import shutil
 from pathlib import Path
 
+from condorcof.bundle import BUNDLE_NAME, write_bundle
 from condorcof.dag import DAG_NAME, OUTPUTS
 from condorcof.errors import SubmitError
 from condorcof.jobspec import failure_name
@@ -76,8 +77,13 @@ def resubmit_run(
     retries: int | None = None,
     schedd_name: str | None = None,
     max_idle: int = 1000,
+    refresh_code: bool = True,
 ) -> tuple[RunInfo, list[str]]:
-    """Resubmit through DAGMan's newest rescue DAG: only failed and unrun nodes run again."""
+    """Resubmit through DAGMan's newest rescue DAG: only failed and unrun nodes run again.
+
+    With ``refresh_code`` the bundle takes the analysis folder as it is now (the usual repair:
+    fix the processor, resubmit); nodes that already succeeded keep their outputs.
+    """
     schedd = get_schedd(schedd_name or info.schedd)
     ensure_not_queued(info, schedd)
     rescues = rescue_files(info.path)
@@ -88,6 +94,8 @@ def resubmit_run(
             f"run {info.name} has no rescue DAG: it was never run to an end; use 'condorcof submit'"
         )
     failed = rescue_failed_nodes(rescues[-1])
+    if refresh_code:
+        refresh_bundle(info)
     _apply_overrides(info.path, set(failed), memory, retries)
     _archive_attempt(info.path, failed, len(rescues))
     cluster = submit_dag(info.path, DAG_NAME, info.name, max_idle, schedd)
@@ -123,3 +131,16 @@ def _archive_attempt(run_dir: Path, failed: list[str], attempt: int) -> None:
         record = run_dir / OUTPUTS / failure_name(node)
         if record.exists():
             record.rename(archive / record.name)
+
+
+def refresh_bundle(info: RunInfo) -> Path | None:
+    """Rebuild ``bundle.zip`` from the processor's folder; returns that folder (None if none)."""
+    folder = info.processor.get("search_path")
+    if not folder:
+        return None
+    if not Path(folder).is_dir():
+        raise SubmitError(
+            f"the processor's folder {folder} is gone; pass --keep-code to reuse the old bundle"
+        )
+    write_bundle(info.path / BUNDLE_NAME, Path(folder))
+    return Path(folder)

@@ -92,7 +92,12 @@ def test_submit_files_transfer_everything_and_never_hold_on_a_crash() -> None:
     assert (
         "transfer_input_files    = bundle.zip, jobs/$(JOB).json, inputs/corrections.json" in chunk
     )
-    assert "request_memory          = $(mem:1024)" in chunk
+    assert (
+        "request_memory          = ifThenElse(isUndefined(NumHoldsByReason.JobOutOfResources), "
+        "$(mem:1024), min({$(mem:1024) * pow(2, NumHoldsByReason.JobOutOfResources), 4096}))"
+        in chunk
+    )
+    assert "periodic_release        = (HoldReasonCode =?= 34) && (RequestMemory < 4096)" in chunk
 
 
 @pytest.mark.parametrize("name", ["workflow.dag", "chunk.sub", "merge.sub", "dagman.config"])
