@@ -423,6 +423,7 @@ def release(run: str, workdir: Path | None, memory: int | None) -> None:
 @click.option(
     "--retries", type=click.IntRange(min=0), default=None, help="Retries of the rerun nodes."
 )
+@click.option("--keep-code", is_flag=True, help="Reuse the bundle as submitted, not the current code.")
 def resubmit(
     run: str, workdir: Path | None, memory: int | None, retries: int | None, keep_code: bool
 ) -> None:

@@ -19,20 +19,24 @@ REPO = Path(__file__).resolve().parents[1]
 PROCESSOR = f"{REPO / 'examples' / 'dimuon_vbf.py'}:DimuonVBF"
 
 
-def require_pool() -> None:
+def require_pool(attempts: int = 15) -> None:
     """Fail (never skip) when the pool cannot be used, saying how to get one."""
     if os.geteuid() == 0:
         pytest.fail(
             "pool tests must run as an unprivileged user (the schedd refuses root): use .ci/test"
         )
-    try:
-        import htcondor2
+    import htcondor2
 
-        htcondor2.Schedd().query("false", ["ClusterId"])
-    except Exception as err:
-        pytest.fail(
-            f"no HTCondor pool reachable ({err}); start it with .ci/pool-up or deselect -m 'not condor'"
-        )
+    for attempt in range(attempts):  # the schedd may be restarting (a fault test restarts it)
+        try:
+            htcondor2.Schedd().query("false", ["ClusterId"])
+            return
+        except Exception as err:
+            if attempt == attempts - 1:
+                pytest.fail(
+                    f"no HTCondor pool reachable ({err}); start it with .ci/pool-up or deselect -m 'not condor'"
+                )
+            time.sleep(2)
 
 
 def cli(*args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -45,13 +49,31 @@ def cli(*args: str, check: bool = True, timeout: float = 300) -> subprocess.Comp
     return proc
 
 
+SUBMITTED: list[int] = []  # DAGMan clusters of this session, removed at teardown if still queued
+
+
 def submit(
     workdir: Path, name: str, fileset: Path, *options: str, processor: str = PROCESSOR
 ) -> RunInfo:
     cli("submit", processor, str(fileset), "--workdir", str(workdir), "--name", name, *options)
     info = load_run_info(workdir / name)
     assert info.cluster is not None
+    SUBMITTED.append(info.cluster)
     return info
+
+
+def remove_leftovers() -> None:
+    """Remove DAGs a failed test left in the queue, so they cannot disturb the next test."""
+    import htcondor2
+
+    while SUBMITTED:
+        cluster = SUBMITTED.pop()
+        try:
+            htcondor2.Schedd().act(
+                htcondor2.JobAction.Remove, f"ClusterId == {cluster}", reason="test teardown"
+            )
+        except Exception:  # already gone, or the schedd is restarting: nothing to clean
+            pass
 
 
 def wait_for(info: RunInfo, timeout: float = 400, until: tuple[str, ...] = ()) -> RunStatus:
@@ -59,7 +81,8 @@ def wait_for(info: RunInfo, timeout: float = 400, until: tuple[str, ...] = ()) -
     deadline = time.monotonic() + timeout
     while True:
         status = collect_status(load_run_info(info.path))
-        if status.state != "running" or (until and _matches(status, until)):
+        live = status.state in ("running", "unknown (schedd unreachable)")  # e.g. while it restarts
+        if not live or (until and _matches(status, until)):
             return status
         if time.monotonic() > deadline:
             raise AssertionError(

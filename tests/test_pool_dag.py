@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from independent import assert_matches, assert_same_output, expected
-from pool import PROCESSOR, cli, jobstate, require_pool, submit, wait_for, write_fileset
+from pool import (
+    PROCESSOR,
+    cli,
+    jobstate,
+    remove_leftovers,
+    require_pool,
+    submit,
+    wait_for,
+    write_fileset,
+)
 
 import condorcof
 from condorcof.cli import cli as cli_group
@@ -27,8 +37,10 @@ SAMPLES = {
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _pool() -> None:
+def _pool() -> Iterator[None]:
     require_pool()
+    yield
+    remove_leftovers()
 
 
 def local_result(tmp_path: Path, fileset: Path, processor: str = PROCESSOR) -> dict:
