@@ -423,7 +423,9 @@ def release(run: str, workdir: Path | None, memory: int | None) -> None:
 @click.option(
     "--retries", type=click.IntRange(min=0), default=None, help="Retries of the rerun nodes."
 )
-@click.option("--keep-code", is_flag=True, help="Reuse the bundle as submitted, not the current code.")
+@click.option(
+    "--keep-code", is_flag=True, help="Reuse the bundle as submitted, not the current code."
+)
 def resubmit(
     run: str, workdir: Path | None, memory: int | None, retries: int | None, keep_code: bool
 ) -> None:
@@ -442,6 +444,30 @@ def resubmit(
         f"node(s) ({', '.join(failed[:10])}{'...' if len(failed) > 10 else ''}) and the nodes after them"
     )
     click.echo(f"follow it with: condorcof status {info.directory}")
+
+
+@cli.command()
+@_run_argument
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Where to write the merged partial result.",
+)
+def peek(run: str, workdir: Path | None, output: Path) -> None:
+    """Merge the partials RUN has returned so far (the DAG is not disturbed)."""
+    from condorcof.peek import peek_run
+
+    report = peek_run(_find(run, workdir), output)
+    for ds, counts in report["datasets"].items():
+        click.echo(
+            f"{ds:30} {counts['events_processed']}/{counts['events_planned']} events "
+            f"({counts['fraction']:.0%})"
+        )
+    click.echo(
+        f"partial result ({report['events_processed']}/{report['events_planned']} events) written to {output}"
+    )
 
 
 def _request(

@@ -121,3 +121,36 @@ def test_resubmit_overrides_edit_only_the_named_nodes() -> None:
     assert (
         "RETRY job_0001 5 UNLESS-EXIT 3" in retried and "RETRY job_0000 2 UNLESS-EXIT 3" in retried
     )
+
+
+def test_peek_merges_returned_partials_with_their_fraction(tmp_path: Path, data: Path) -> None:
+    """A run directory whose outputs hold the partials of some jobs, made by the real worker."""
+    import condorcof
+    from condorcof.jobspec import job_spec
+    from condorcof.plan import PlanOptions
+    from condorcof.planning import PlanRequest, plan_fileset
+    from condorcof.processor import parse_processor_spec
+    from condorcof.rundir import write_run
+    from condorcof.sites import load_profile
+    from condorcof.worker import run_job
+
+    fileset = tmp_path / "fs.json"
+    fileset.write_text(
+        json.dumps({"DY": [str(data / "nano_dy.root")], "Data": [str(data / "nano_dimuon.root")]})
+    )
+    processor = parse_processor_spec(
+        f"{Path(__file__).parents[1] / 'examples' / 'dimuon_vbf.py'}:DimuonVBF"
+    )
+    _, plan = plan_fileset(PlanRequest(fileset, PlanOptions(chunksize=10, job_events=10)))
+    info = write_run(tmp_path / "run", "run", plan, processor, load_profile("local"))
+    for job in plan.jobs[:3]:  # three of the eight chunk jobs are back
+        run_job(job_spec(plan, job, processor), info.path / "outputs")
+    result = CliRunner().invoke(cli, ["peek", info.directory, "-o", str(tmp_path / "peek.pkl")])
+    assert result.exit_code == 0, result.output
+    report = condorcof.load_report(str(tmp_path / "peek.pkl"))
+    assert (
+        report["datasets"]["DY"]["fraction"] == 0.75
+        and report["datasets"]["Data"]["fraction"] == 0.0
+    )
+    assert condorcof.load(str(tmp_path / "peek.pkl"))["DY"]["cutflow"]["all"] == 30
+    assert "DY" in result.output and "(75%)" in result.output
