@@ -239,6 +239,11 @@ def run(
     "--schedd", "schedd_name", default=None, help="Submit to this schedd instead of the local one."
 )
 @click.option("--pool", default=None, help="Collector to locate --schedd with.")
+@click.option(
+    "--spool",
+    is_flag=True,
+    help="Carry every input into the schedd's spool (remote access points); fetch results with 'condorcof fetch'.",
+)
 @click.option("--dry-run", is_flag=True, help="Write the run directory; submit nothing.")
 @_plan_options
 def submit(
@@ -257,6 +262,7 @@ def submit(
     input_files: tuple[Path, ...],
     schedd_name: str | None,
     pool: str | None,
+    spool: bool,
     dry_run: bool,
     **plan_kw: Any,
 ) -> None:
@@ -277,7 +283,9 @@ def submit(
     )
     run_name = check_name(name or default_run_name(spec))
     _, plan = plan_fileset(request, show_progress=True)
-    info = write_run(workdir / run_name, run_name, plan, spec, profile, schema, input_files)
+    info = write_run(
+        workdir / run_name, run_name, plan, spec, profile, schema, input_files, spool=spool
+    )
     click.echo(
         f"run {run_name}: {len(plan.chunks)} chunks in {len(plan.jobs)} jobs, "
         f"{len(plan.merges)} merges, {plan.total_events} events -> {info.directory}"
@@ -384,7 +392,7 @@ def remove(run: str, workdir: Path | None) -> None:
     from condorcof.schedd import get_schedd, query_job, remove_dag
 
     info = _find(run, workdir)
-    schedd = get_schedd(info.schedd)
+    schedd = get_schedd(info.schedd, info.pool)
     if info.cluster is None or query_job(schedd, info.cluster, ["ClusterId"]) is None:
         raise CommandError(f"run {info.name} has no DAG in the queue", 1)
     remove_dag(schedd, info.cluster, f"condorcof remove {info.name}")
@@ -408,7 +416,7 @@ def release(run: str, workdir: Path | None, memory: int | None) -> None:
     info = _find(run, workdir)
     if info.cluster is None:
         raise CommandError(f"run {info.name} was never submitted", 1)
-    released = release_held(get_schedd(info.schedd), info.cluster, memory)
+    released = release_held(get_schedd(info.schedd, info.pool), info.cluster, memory)
     click.echo(f"released {len(released)} held job(s): {', '.join(released) or '-'}")
 
 
@@ -467,6 +475,24 @@ def peek(run: str, workdir: Path | None, output: Path) -> None:
         )
     click.echo(
         f"partial result ({report['events_processed']}/{report['events_planned']} events) written to {output}"
+    )
+
+
+@cli.command()
+@_run_argument
+def fetch(run: str, workdir: Path | None) -> None:
+    """Bring a spooled RUN's outputs and logs back from the schedd."""
+    from condorcof.rundir import load_run_info
+    from condorcof.workflow import fetch_run
+
+    info = _find(run, workdir)
+    fetch_run(info)
+    result = load_run_info(info.path).result
+    click.echo(f"fetched run {info.name} into {info.directory}")
+    click.echo(
+        f"result: {result}"
+        if result.exists()
+        else f"no result: see condorcof status {info.directory}"
     )
 
 

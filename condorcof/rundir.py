@@ -19,11 +19,14 @@ from typing import Any
 
 from condorcof.bundle import BUNDLE_NAME, USER_DIR, write_bundle
 from condorcof.dag import (
+    CHUNK_SUB,
     CONFIG_NAME,
     DAG_NAME,
+    MERGE_SUB,
     OUTPUTS,
     PLAN_NAME,
     PROCESSOR_NAME,
+    DagSpec,
     build_dag,
     job_input_files,
     render_config,
@@ -31,6 +34,7 @@ from condorcof.dag import (
     render_submit_files,
 )
 from condorcof.errors import RunNotFoundError, SubmitError
+from condorcof.fileset import is_url
 from condorcof.jobspec import RESULT_NAME, file_entry_counts, job_spec, spec_name
 from condorcof.plan import Plan, save_plan
 from condorcof.processor import ProcessorSpec
@@ -56,6 +60,8 @@ class RunInfo:
     cluster: int | None = None
     schedd: str | None = None
     submitted: float | None = None
+    spool: bool = False
+    pool: str | None = None
 
     @property
     def path(self) -> Path:
@@ -85,6 +91,7 @@ def write_run(
     profile: SiteProfile,
     schema: str = "nanoaod",
     input_files: tuple[Path, ...] = (),
+    spool: bool = False,
 ) -> RunInfo:
     """Create the run directory with every file DAGMan needs; returns its :class:`RunInfo`."""
     run_dir = run_dir.resolve()
@@ -112,12 +119,67 @@ def write_run(
     for filename, text in render_submit_files(profile, name, extra).items():
         write_text_atomic(run_dir / filename, text)
     write_text_atomic(run_dir / CONFIG_NAME, render_config(profile, name))
-    write_text_atomic(run_dir / DAG_NAME, render_dag(build_dag(plan, profile, name)))
+    dag = build_dag(plan, profile, name)
+    text = render_dag(spooled_dag(dag) if spool else dag)
+    if (
+        spool
+    ):  # DAGMan in the spool cannot find the CONFIG file: its settings travel in the environment
+        text = text.replace(f"CONFIG {CONFIG_NAME}\n", "")
+    write_text_atomic(run_dir / DAG_NAME, text)
     info = RunInfo(
-        name, str(run_dir), time.time(), processor.to_json(), profile.name, profile.image, schema
+        name,
+        str(run_dir),
+        time.time(),
+        processor.to_json(),
+        profile.name,
+        profile.image,
+        schema,
+        spool=spool,
     )
     save_run_info(info)
     return info
+
+
+def spooled_dag(dag: DagSpec) -> DagSpec:
+    """The DAG as it runs from the schedd's spool: input files travel with the DAGMan job and
+    lie in the spool folder by name."""
+    nodes = []
+    for node in dag.nodes:
+        if node.vars.get("inputs") and node.submit == CHUNK_SUB:
+            names = ", ".join(Path(p).name for p in node.vars["inputs"].split(", "))
+            node = replace(node, vars={**node.vars, "inputs": names})
+        nodes.append(node)
+    return replace(dag, nodes=tuple(nodes))
+
+
+def spool_inputs(info: RunInfo, plan: Plan) -> list[str]:
+    """What the DAGMan job must carry into the spool: the DAG, its files and the local data."""
+    run_dir = info.path
+    names = [DAG_NAME, CHUNK_SUB, MERGE_SUB, CONFIG_NAME, BUNDLE_NAME, PLAN_NAME, PROCESSOR_NAME,
+             "jobs", "inputs", "logs", OUTPUTS]  # fmt: skip
+    names += sorted(p.name for p in run_dir.glob(DAG_NAME + ".rescue[0-9][0-9][0-9]"))
+    data = sorted({c.path for c in plan.chunks if not is_url(c.path)})
+    by_name: dict[str, str] = {}
+    for path in data:
+        other = by_name.setdefault(Path(path).name, path)
+        if other != path:
+            raise SubmitError(
+                f"spooled runs carry input files by name, and {other} and {path} share one"
+            )
+    return names + data
+
+
+def spool_outputs(info: RunInfo, failed: bool = False) -> list[str]:
+    """What a spooled DAGMan job brings back: HTCondor returns only top-level files unless told,
+    so the output folders and DAGMan's files are named; after a failure, also the rescue DAG
+    this run wrote (naming a file that does not exist would make the retrieval fail)."""
+    names = [OUTPUTS, "logs"] + [
+        DAG_NAME + s for s in (".status", ".nodes.log", ".jobstate.log", ".metrics")
+    ]
+    if failed:
+        rescue = len(list(info.path.glob(DAG_NAME + ".rescue[0-9][0-9][0-9]"))) + 1
+        names.append(f"{DAG_NAME}.rescue{rescue:03d}")
+    return names
 
 
 def _write_job_specs(run_dir: Path, plan: Plan, processor: ProcessorSpec, schema: str) -> None:

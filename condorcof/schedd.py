@@ -67,6 +67,66 @@ def submit_dag(run_dir: Path, dag_name: str, batch_name: str, max_idle: int, sch
             raise ScheddError(f"submitting {run_dir / dag_name} failed: {err}") from err
 
 
+def submit_dag_spooled(
+    run_dir: Path,
+    dag_name: str,
+    batch_name: str,
+    max_idle: int,
+    schedd: Any,
+    inputs: list[str],
+    outputs: list[str],
+) -> int:
+    """Submit the DAG with its inputs spooled into the schedd: nothing on this machine needs to
+    stay reachable; ``retrieve_outputs`` brings the results back."""
+    htcondor2 = _bindings()
+    with _cwd(run_dir):
+        try:
+            sub = htcondor2.Submit.from_dag(
+                dag_name, {"maxidle": max_idle, "batch-name": batch_name}
+            )
+            sub["transfer_input_files"] = ", ".join(inputs)
+            sub["environment"] = spooled_environment(str(sub.get("environment", "")), run_dir)
+            sub["transfer_output_files"] = ", ".join(outputs)
+            result = schedd.submit(sub, spool=True)
+            schedd.spool(result)
+            return int(result.cluster())
+        except Exception as err:
+            raise ScheddError(f"spooled submission of {run_dir / dag_name} failed: {err}") from err
+
+
+def spooled_environment(environment: str, run_dir: Path) -> str:
+    """DAGMan's environment for a spooled run: the per-DAG config file cannot be found from the
+    spool (DAGMan reads it before entering its folder), so its settings go in as ``_CONDOR_``
+    variables instead.
+
+    >>> spooled_environment('"_CONDOR_DAGMAN_CONFIG_FILE=/r/dagman.config _CONDOR_DAGMAN_LOG=x"', Path("/nonexistent"))
+    '"_CONDOR_DAGMAN_LOG=x"'
+    """
+    words = [
+        w for w in environment.strip('"').split() if not w.startswith("_CONDOR_DAGMAN_CONFIG_FILE=")
+    ]
+    config = run_dir / "dagman.config"
+    if config.exists():
+        for line in config.read_text().splitlines():
+            key, sep, value = line.partition("=")
+            if sep and not key.strip().startswith("#"):
+                words.append(f"_CONDOR_{key.strip()}={value.strip()}")
+    return '"' + " ".join(words) + '"'
+
+
+def retrieve_outputs(schedd: Any, cluster: int, outputs: list[str]) -> None:
+    """Bring a finished spooled job's ``outputs`` back to its submit folder, then clear it from the queue."""
+    htcondor2 = _bindings()
+    try:
+        schedd.edit(f"ClusterId == {int(cluster)}", "TransferOutput", '"' + ",".join(outputs) + '"')
+        schedd.retrieve(f"ClusterId == {int(cluster)}")
+        schedd.act(
+            htcondor2.JobAction.Remove, f"ClusterId == {int(cluster)}", reason="condorcof fetch"
+        )
+    except Exception as err:
+        raise ScheddError(f"cannot retrieve the outputs of job {cluster}: {err}") from err
+
+
 def query_job(schedd: Any, cluster: int, attrs: list[str] | None = None) -> dict[str, Any] | None:
     """The DAGMan job's ad while it is in the queue, else None."""
     try:

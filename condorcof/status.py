@@ -52,6 +52,8 @@ class RunStatus:
     failed: list[dict[str, Any]] = field(default_factory=list)
     rescue_dags: list[str] = field(default_factory=list)
     result: str | None = None
+    spool: bool = False
+    dagman_status: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -74,7 +76,7 @@ def collect_status(info: RunInfo, query_schedd: bool = True) -> RunStatus:
     """Gather the run's state; a schedd that cannot be reached is reported, not fatal."""
     run_dir = info.path
     plan = load_plan(run_dir / "plan.json")
-    status = RunStatus(info.name, info.directory, info.cluster)
+    status = RunStatus(info.name, info.directory, info.cluster, spool=info.spool)
     dag_file = read_node_status(run_dir)
     nodes = {j.name: NodeState(j.name) for j in plan.jobs} | {
         m.name: NodeState(m.name) for m in plan.merges
@@ -96,12 +98,13 @@ def collect_status(info: RunInfo, query_schedd: bool = True) -> RunStatus:
 
 def _apply_schedd(info: RunInfo, nodes: dict[str, NodeState], status: RunStatus) -> bool | None:
     try:
-        schedd = get_schedd(info.schedd)
+        schedd = get_schedd(info.schedd, info.pool)
         dagman = query_job(schedd, info.cluster)  # type: ignore[arg-type]
         jobs = query_node_jobs(schedd, info.cluster, NODE_JOB_ATTRS) if dagman else []  # type: ignore[arg-type]
     except CondorcofError as err:
         status.schedd_error = str(err)
         return None
+    status.dagman_status = dagman.get("JobStatus") if dagman else None
     for ad in jobs:
         node = nodes.get(str(ad.get("DAGNodeName", "")))
         if node is None:
@@ -186,6 +189,8 @@ def _overall_state(
 ) -> str:
     if info.cluster is None:
         return "not submitted"
+    if in_queue and info.spool and status.dagman_status == 4:
+        return "finished (fetch)"
     if in_queue:
         return "running"
     if status.result and not status.failed:
@@ -204,6 +209,10 @@ def format_status(status: RunStatus) -> str:
     lines = [
         f"run {status.name}  [{status.state.upper()}]  DAGMan job {status.cluster}  ({status.directory})"
     ]
+    if status.spool and not status.result:
+        lines.append("  spooled run: node files stay in the schedd's spool until 'condorcof fetch'")
+    if status.state == "finished (fetch)":
+        lines.append(f"  bring the outputs back with: condorcof fetch {status.directory}")
     if status.schedd_error:
         lines.append(
             f"  note: the schedd could not be asked ({status.schedd_error}); showing files only"

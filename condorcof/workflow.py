@@ -4,22 +4,33 @@ from __future__ import annotations
 
 import re
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 from condorcof.bundle import BUNDLE_NAME, write_bundle
-from condorcof.dag import DAG_NAME, OUTPUTS
+from condorcof.dag import DAG_NAME, OUTPUTS, PLAN_NAME
 from condorcof.errors import SubmitError
 from condorcof.jobspec import failure_name
 from condorcof.monitor import NODES_LOG, rescue_failed_nodes, rescue_files
-from condorcof.rundir import RunInfo, save_run_info, with_submission
+from condorcof.plan import load_plan
+from condorcof.rundir import RunInfo, save_run_info, spool_inputs, spool_outputs, with_submission
 from condorcof.safepickle import write_text_atomic
-from condorcof.schedd import get_schedd, query_job, submit_dag
+from condorcof.schedd import get_schedd, query_job, retrieve_outputs, submit_dag, submit_dag_spooled
 from condorcof.templates import quote_value
 
 
 def ensure_not_queued(info: RunInfo, schedd: object) -> None:
     """Refuse a second DAGMan over the same outputs while the first is still queued."""
-    if info.cluster is not None and query_job(schedd, info.cluster, ["ClusterId"]) is not None:
+    job = (
+        query_job(schedd, info.cluster, ["ClusterId", "JobStatus"])
+        if info.cluster is not None
+        else None
+    )
+    if job is not None and info.spool and job.get("JobStatus") == 4:
+        raise SubmitError(
+            f"run {info.name} has finished in the spool: 'condorcof fetch {info.directory}' first"
+        )
+    if job is not None:
         raise SubmitError(
             f"run {info.name}: its DAG (DAGMan job {info.cluster}) is still in the queue; "
             f"follow it with 'condorcof status {info.directory}' or stop it with 'condorcof remove'"
@@ -32,10 +43,38 @@ def submit_run(
     """Submit the run's DAG (DAGMan applies a rescue DAG if one exists); returns the updated info."""
     schedd = get_schedd(schedd_name, pool)
     ensure_not_queued(info, schedd)
-    cluster = submit_dag(info.path, DAG_NAME, info.name, max_idle, schedd)
-    info = with_submission(info, cluster, schedd_name)
+    cluster = _submit(info, max_idle, schedd)
+    info = replace(with_submission(info, cluster, schedd_name), pool=pool)
     save_run_info(info)
     return info
+
+
+def _submit(info: RunInfo, max_idle: int, schedd: object) -> int:
+    if info.spool:
+        inputs = spool_inputs(info, load_plan(info.path / PLAN_NAME))
+        return submit_dag_spooled(
+            info.path, DAG_NAME, info.name, max_idle, schedd, inputs, spool_outputs(info)
+        )
+    return submit_dag(info.path, DAG_NAME, info.name, max_idle, schedd)
+
+
+def fetch_run(info: RunInfo) -> None:
+    """Bring a spooled run's outputs, logs and DAGMan files back into its run directory."""
+    if not info.spool or info.cluster is None:
+        raise SubmitError(
+            f"run {info.name} was not submitted with spooling; its outputs are already local"
+        )
+    schedd = get_schedd(info.schedd, info.pool)
+    job = query_job(schedd, info.cluster, ["JobStatus", "ExitCode"])
+    if job is None:
+        raise SubmitError(
+            f"run {info.name}: DAGMan job {info.cluster} is no longer in the queue (fetched already?)"
+        )
+    if job.get("JobStatus") != 4:
+        raise SubmitError(
+            f"run {info.name}: DAGMan job {info.cluster} has not finished yet; fetch when it has"
+        )
+    retrieve_outputs(schedd, info.cluster, spool_outputs(info, failed=job.get("ExitCode") != 0))
 
 
 def set_node_var(dag_text: str, node: str, key: str, value: str) -> str:
@@ -84,7 +123,7 @@ def resubmit_run(
     With ``refresh_code`` the bundle takes the analysis folder as it is now (the usual repair:
     fix the processor, resubmit); nodes that already succeeded keep their outputs.
     """
-    schedd = get_schedd(schedd_name or info.schedd)
+    schedd = get_schedd(schedd_name or info.schedd, info.pool)
     ensure_not_queued(info, schedd)
     rescues = rescue_files(info.path)
     if not rescues:
@@ -98,7 +137,7 @@ def resubmit_run(
         refresh_bundle(info)
     _apply_overrides(info.path, set(failed), memory, retries)
     _archive_attempt(info.path, failed, len(rescues))
-    cluster = submit_dag(info.path, DAG_NAME, info.name, max_idle, schedd)
+    cluster = _submit(info, max_idle, schedd)
     info = with_submission(info, cluster, schedd_name or info.schedd)
     save_run_info(info)
     return info, failed
