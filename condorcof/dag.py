@@ -123,7 +123,6 @@ def render_dag(spec: DagSpec) -> str:
 
 def submit_values(profile: SiteProfile, run_name: str, input_files: list[str]) -> dict[str, str]:
     """Values for the chunk and merge submit templates."""
-    extra = "\n".join(f"{k} = {v}" for k, v in sorted(profile.submit.items()))
     return {
         "run_name": run_name,
         "universe": profile.universe,
@@ -141,8 +140,22 @@ def submit_values(profile: SiteProfile, run_name: str, input_files: list[str]) -
             f" || (HoldReasonCode =?= 34 && RequestMemory >= {profile.max_memory}))"
         ),
         "input_files": "".join(f", {f}" for f in input_files),
-        "extra": extra,
+        "environment": _environment(profile),
+        "extra": "\n".join(f"{k:<23} = {v}" for k, v in _extra_lines(profile)),
     }
+
+
+def _extra_lines(profile: SiteProfile) -> list[tuple[str, str]]:
+    """Submit lines from profile settings (credentials), then the profile's ``[submit]`` lines."""
+    lines = [("use_x509userproxy", "true")] if profile.x509 else []
+    return lines + sorted(profile.submit.items())
+
+
+def _environment(profile: SiteProfile) -> str:
+    """Extra variables for chunk jobs, appended inside ``environment = "..."``."""
+    if not profile.xrootd_redirectors:
+        return ""
+    return " CONDORCOF_XROOTD_REDIRECTORS=" + ",".join(profile.xrootd_redirectors)
 
 
 def memory_expression(base: int, cap: int) -> str:
@@ -172,7 +185,7 @@ def render_submit_files(
     merge_values = {
         k: v
         for k, v in values.items()
-        if k not in ("request_cpus", "request_memory", "input_files", "max_memory")
+        if k not in ("request_cpus", "request_memory", "input_files", "max_memory", "environment")
     }
     merge_values["holds"] = (
         "# a failed transfer (hold codes 12, 13) or the memory limit (34) removes the job, so the\n"

@@ -22,7 +22,7 @@ import difflib
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -194,7 +194,7 @@ def unfilled(profile: SiteProfile) -> list[str]:
 
 
 def _example(key: str) -> str:
-    value = '\'"MyProject"\'' if key in STRING_ATTRIBUTES else '"my_group"'
+    value = "'\"MyProject\"'" if key in STRING_ATTRIBUTES else '"my_group"'
     return f'"{key}" = {value}' if key.startswith("+") else f"{key} = {value}"
 
 
@@ -234,7 +234,7 @@ def _user_layers(path: Path, name: str) -> list[tuple[str, dict[str, Any], dict[
 def _check_site_names(path: Path, sites: Any) -> None:
     """A [site.X] table must be a table; X close to a shipped name is taken as a typo."""
     names = available_profiles()
-    for site, table in (sites.items() if isinstance(sites, dict) else [("", sites)]):
+    for site, table in sites.items() if isinstance(sites, dict) else [("", sites)]:
         if not isinstance(table, dict):
             raise SiteProfileError(f"user config {path}: site settings go in [site.NAME] tables")
         near = difflib.get_close_matches(site, names, n=1, cutoff=0.8)
@@ -268,6 +268,8 @@ def _table(where: str, key: str, value: Any) -> dict[str, Any]:
 def _check_setting(where: str, section: str, key: str, value: Any) -> Any:
     """One setting: known, in its own section, of the right type."""
     home = next((s for s, keys in SECTIONS.items() if key in keys), None)
+    if home is None and key in ALLOWED_SUBMIT_KEYS:
+        raise SiteProfileError(f"{where}: {key} is a submit line; put it under [submit]")
     if home is None:
         hint = _nearest(key, settable_keys() + [s for s in SECTIONS if s] + ["submit"])
         raise SiteProfileError(f"{where}: unknown setting {key!r}{hint}")
