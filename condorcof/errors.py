@@ -69,3 +69,7 @@ class MissingBranchError(ChunkFailedError, AttributeError, KeyError):
 
 class OptionalDependencyError(CondorcofError):
     """An optional third-party package that a feature needs is not installed."""
+
+
+class CredentialError(CondorcofError):
+    """A grid credential (x509 proxy, bearer token) is missing, unreadable or expired."""
