@@ -434,8 +434,18 @@ def release(run: str, workdir: Path | None, memory: int | None) -> None:
 @click.option(
     "--keep-code", is_flag=True, help="Reuse the bundle as submitted, not the current code."
 )
+@click.option(
+    "--skip-bad-files",
+    is_flag=True,
+    help="Leave out the input files that made jobs fail (they are listed in the result).",
+)
 def resubmit(
-    run: str, workdir: Path | None, memory: int | None, retries: int | None, keep_code: bool
+    run: str,
+    workdir: Path | None,
+    memory: int | None,
+    retries: int | None,
+    keep_code: bool,
+    skip_bad_files: bool,
 ) -> None:
     """Rerun only the failed and unrun nodes of RUN, through DAGMan's rescue DAG.
 
@@ -444,9 +454,15 @@ def resubmit(
     """
     from condorcof.workflow import resubmit_run
 
-    info, failed = resubmit_run(
-        _find(run, workdir), memory=memory, retries=retries, refresh_code=not keep_code
+    info, failed, skipped = resubmit_run(
+        _find(run, workdir),
+        memory=memory,
+        retries=retries,
+        refresh_code=not keep_code,
+        skip_files=skip_bad_files,
     )
+    for path in skipped:
+        click.echo(f"leaving out {path} (it made its job fail); the result will list it")
     click.echo(
         f"resubmitted run {info.name} as DAGMan job {info.cluster}; rerunning {len(failed)} failed "
         f"node(s) ({', '.join(failed[:10])}{'...' if len(failed) > 10 else ''}) and the nodes after them"

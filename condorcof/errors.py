@@ -37,6 +37,10 @@ class ChunkFailedError(CondorcofError):
     """The processor or the input failed on one chunk."""
 
 
+class InputFileError(ChunkFailedError):
+    """An input file of a chunk could not be opened or its tree read."""
+
+
 class IncompleteResultError(CondorcofError):
     """The final merge found missing or duplicated chunks, or wrong event totals."""
 

@@ -29,6 +29,7 @@ class JobSpec:
     metadata: dict[str, dict[str, Any]]
     schema: str = "nanoaod"
     transferred: tuple[str, ...] = ()
+    skip_files: tuple[str, ...] = ()
 
     def local_path(self, path: str) -> str:
         """Where the job finds ``path``: in its working directory when it travelled with the job."""
@@ -44,6 +45,7 @@ class JobSpec:
             "metadata": self.metadata,
             "schema": self.schema,
             "transferred": list(self.transferred),
+            "skip_files": list(self.skip_files),
         }
 
     @classmethod
@@ -58,6 +60,7 @@ class JobSpec:
             metadata=data["metadata"],
             schema=data.get("schema", "nanoaod"),
             transferred=tuple(data.get("transferred", ())),
+            skip_files=tuple(data.get("skip_files", ())),
         )
 
 

@@ -42,9 +42,11 @@ def merge_payloads(payloads: Iterable[dict[str, Any]]) -> dict[str, Any] | None:
     total: dict[str, Any] | None = None
     chunks: list[np.ndarray] = []
     events: list[np.ndarray] = []
+    skipped: list[np.ndarray] = []
     for payload in payloads:
         chunks.append(np.asarray(payload["chunks"], dtype=np.int64))
         events.append(np.asarray(payload["events"], dtype=np.int64))
+        skipped.append(np.asarray(payload.get("skipped", ()), dtype=np.int64))
         if total is None:
             total = {"format": PARTIAL_FORMAT, "accumulator": payload["accumulator"]}
         elif payload["accumulator"] is not None:
@@ -56,6 +58,7 @@ def merge_payloads(payloads: Iterable[dict[str, Any]]) -> dict[str, Any] | None:
         return None
     total["chunks"] = np.concatenate(chunks)
     total["events"] = np.concatenate(events)
+    total["skipped"] = np.concatenate(skipped)
     return total
 
 
@@ -67,16 +70,25 @@ def merge_files(paths: Sequence[str | Path], extra_allowed: Sequence[str] = ()) 
     return merged
 
 
-def coverage_report(plan: Plan, chunks: np.ndarray, events: np.ndarray) -> dict[str, Any]:
-    """Which planned chunks are missing, duplicated or short, with per-dataset totals."""
+def coverage_report(
+    plan: Plan, chunks: np.ndarray, events: np.ndarray, skipped: np.ndarray | None = None
+) -> dict[str, Any]:
+    """Which planned chunks are missing, duplicated or short, with per-dataset totals.
+
+    ``skipped`` chunks (their file was left out with ``resubmit --skip-bad-files``) count as
+    accounted for, and are listed with their files; their events are not processed.
+    """
     n = len(plan.chunks)
-    unknown = chunks[(chunks < 0) | (chunks >= n)]
+    skipped = np.zeros(0, np.int64) if skipped is None else np.asarray(skipped, dtype=np.int64)
+    every = np.concatenate([chunks, skipped])
+    unknown = every[(every < 0) | (every >= n)]
     valid = (chunks >= 0) & (chunks < n)
     counts = np.bincount(chunks[valid], minlength=n)
+    seen = counts + np.bincount(skipped[(skipped >= 0) & (skipped < n)], minlength=n)
     read = np.bincount(chunks[valid], weights=events[valid], minlength=n).astype(np.int64)
     planned = np.array([c.num_entries for c in plan.chunks], dtype=np.int64)
-    missing = np.flatnonzero(counts == 0)
-    duplicated = np.flatnonzero(counts > 1)
+    missing = np.flatnonzero(seen == 0)
+    duplicated = np.flatnonzero(seen > 1)
     wrong = np.flatnonzero((counts == 1) & (read != planned))
     names = [ds.name for ds in plan.datasets]
     position = {name: i for i, name in enumerate(names)}
@@ -91,7 +103,9 @@ def coverage_report(plan: Plan, chunks: np.ndarray, events: np.ndarray) -> dict[
             "fraction": 1.0 if total == 0 else done / total,
             "chunks_planned": int(mask.sum()),
             "chunks_processed": int((mask & (counts >= 1)).sum()),
+            "chunks_skipped": int((mask & (seen > counts)).sum()),
         }
+    skipped_chunks = [plan.chunks[i] for i in sorted(set(skipped.tolist())) if 0 <= i < n]
     return {
         "chunks_planned": n,
         "missing": missing.tolist(),
@@ -101,9 +115,16 @@ def coverage_report(plan: Plan, chunks: np.ndarray, events: np.ndarray) -> dict[
         "events_planned": int(planned.sum()),
         "events_processed": int(read[counts == 1].sum()),
         "datasets": datasets,
-        "skipped_files": [dict(vars(s)) for s in plan.skipped],
+        "skipped_files": [dict(vars(s)) for s in plan.skipped] + _skipped_files(skipped_chunks),
+        "skipped_chunks": [c.index for c in skipped_chunks],
         "complete": not (len(missing) or len(duplicated) or len(wrong) or len(unknown)),
     }
+
+
+def _skipped_files(chunks: list[Any]) -> list[dict[str, Any]]:
+    files = {(c.dataset, c.path, c.treename) for c in chunks}
+    reason = "left out after a failure (resubmit --skip-bad-files)"
+    return [{"dataset": d, "path": p, "treename": t, "reason": reason} for d, p, t in sorted(files)]
 
 
 def check_complete(plan: Plan, report: dict[str, Any], allow_incomplete: bool) -> None:
@@ -147,7 +168,7 @@ def finalize(
             "chunks": np.zeros(0, np.int64),
             "events": np.zeros(0, np.int64),
         }
-    report = coverage_report(plan, merged["chunks"], merged["events"])
+    report = coverage_report(plan, merged["chunks"], merged["events"], merged.get("skipped"))
     check_complete(plan, report, allow_incomplete)
     output = postprocess(processor, merged["accumulator"])
     return {"format": RESULT_FORMAT, "output": output, "report": report}

@@ -29,7 +29,7 @@ def peek_run(info: RunInfo, output: Path) -> dict[str, Any]:
     if not paths:
         raise CondorcofError(f"run {info.name} has returned no partial output yet")
     merged = merge_files(paths)
-    report = coverage_report(plan, merged["chunks"], merged["events"])
+    report = coverage_report(plan, merged["chunks"], merged["events"], merged.get("skipped"))
     check_complete(plan, report, allow_incomplete=True)  # duplicates are still an error
     write_result(
         {"format": RESULT_FORMAT, "output": merged["accumulator"], "report": report}, output

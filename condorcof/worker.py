@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from condorcof.accumulate import iadd
-from condorcof.errors import ChunkFailedError
+from condorcof.errors import ChunkFailedError, InputFileError
 from condorcof.jobspec import PARTIAL_FORMAT, JobSpec, failure_name, manifest_name, partial_name
 from condorcof.plan import Chunk
 from condorcof.processor import ProcessorLike, build_processor
@@ -135,7 +135,10 @@ def run_job(spec: JobSpec, outdir: Path) -> dict[str, Any]:
         timings.setup = time.perf_counter() - t0
         accumulator: Any = None
         events_read = np.zeros(len(spec.chunks), dtype=np.int64)
+        skipped = [c.index for c in spec.chunks if c.path in spec.skip_files]
         for i, chunk in enumerate(spec.chunks):
+            if chunk.path in spec.skip_files:
+                continue
             result, n_events = _run_chunk(spec, chunk, processor, timings)
             accumulator = result if accumulator is None else iadd(accumulator, result)
             events_read[i] = n_events
@@ -145,12 +148,13 @@ def run_job(spec: JobSpec, outdir: Path) -> dict[str, Any]:
         write_json_atomic(outdir / failure_name(spec.job), record)
         raise JobFailure(record, is_transient(err)) from err
     t_write = time.perf_counter()
-    indices = np.array([c.index for c in spec.chunks], dtype=np.int64)
+    done = [i for i, c in enumerate(spec.chunks) if c.index not in skipped]
     payload = {
         "format": PARTIAL_FORMAT,
         "accumulator": accumulator,
-        "chunks": indices,
-        "events": events_read,
+        "chunks": np.array([spec.chunks[i].index for i in done], dtype=np.int64),
+        "events": events_read[done],
+        "skipped": np.array(skipped, dtype=np.int64),
     }
     dump_pickle(payload, outdir / partial_name(spec.job))
     timings.write = time.perf_counter() - t_write
@@ -165,7 +169,12 @@ def _run_chunk(
     from condorcof.events import make_events
 
     t_open = time.perf_counter()
-    tree = _OpenTrees.get(spec.local_path(chunk.path), chunk.treename)
+    try:
+        tree = _OpenTrees.get(spec.local_path(chunk.path), chunk.treename)
+    except Exception as err:
+        raise InputFileError(
+            f"{chunk.path}: cannot open tree {chunk.treename!r}: {type(err).__name__}: {err}"
+        ) from err
     expected = spec.file_entries.get(chunk.path + "\0" + chunk.treename)
     if expected is not None and tree.num_entries != expected:
         raise ChunkFailedError(
@@ -200,9 +209,18 @@ def event_metadata(spec: JobSpec, chunk: Chunk, tree: Any) -> dict[str, Any]:
 
 def is_transient(err: BaseException) -> bool:
     """True when a retry may succeed (network or I/O trouble, memory pressure)."""
+    if isinstance(err, InputFileError) and err.__cause__ is not None:
+        return is_transient(err.__cause__)
     if isinstance(err, _TRANSIENT):
         return True
     return isinstance(err, OSError) and not isinstance(err, _DETERMINISTIC_OS)
+
+
+def failure_cause(err: BaseException) -> str:
+    """``input`` when the file is at fault (open or decode), ``processor`` otherwise."""
+    if isinstance(err, InputFileError) or type(err).__module__.startswith("uproot"):
+        return "input"
+    return "processor"
 
 
 def failure_record(spec: JobSpec, chunk: Chunk | None, err: BaseException) -> dict[str, Any]:
@@ -213,6 +231,7 @@ def failure_record(spec: JobSpec, chunk: Chunk | None, err: BaseException) -> di
         "message": str(err),
         "traceback": "".join(traceback.format_exception(err)),
         "transient": is_transient(err),
+        "cause": failure_cause(err),
         "host": socket.gethostname(),
         "image": docker_image(),
         "time": time.time(),
@@ -243,7 +262,8 @@ def _manifest(
 ) -> dict[str, Any]:
     return {
         "job": spec.job,
-        "chunks": [c.index for c in spec.chunks],
+        "chunks": [c.index for c in spec.chunks if c.path not in spec.skip_files],
+        "skipped_chunks": [c.index for c in spec.chunks if c.path in spec.skip_files],
         "events": int(events_read.sum()),
         "events_per_chunk": events_read.tolist(),
         "timings": {**asdict(timings), "total": total},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from dataclasses import replace
@@ -10,11 +11,11 @@ from pathlib import Path
 from condorcof.bundle import BUNDLE_NAME, write_bundle
 from condorcof.dag import DAG_NAME, OUTPUTS, PLAN_NAME
 from condorcof.errors import SubmitError
-from condorcof.jobspec import failure_name
-from condorcof.monitor import NODES_LOG, rescue_failed_nodes, rescue_files
+from condorcof.jobspec import JobSpec, failure_name, spec_name
+from condorcof.monitor import NODES_LOG, read_failure, rescue_failed_nodes, rescue_files
 from condorcof.plan import load_plan
 from condorcof.rundir import RunInfo, save_run_info, spool_inputs, spool_outputs, with_submission
-from condorcof.safepickle import write_text_atomic
+from condorcof.safepickle import write_json_atomic, write_text_atomic
 from condorcof.schedd import get_schedd, query_job, retrieve_outputs, submit_dag, submit_dag_spooled
 from condorcof.templates import quote_value
 
@@ -117,7 +118,8 @@ def resubmit_run(
     schedd_name: str | None = None,
     max_idle: int = 1000,
     refresh_code: bool = True,
-) -> tuple[RunInfo, list[str]]:
+    skip_files: bool = False,
+) -> tuple[RunInfo, list[str], list[str]]:
     """Resubmit through DAGMan's newest rescue DAG: only failed and unrun nodes run again.
 
     With ``refresh_code`` the bundle takes the analysis folder as it is now (the usual repair:
@@ -133,6 +135,7 @@ def resubmit_run(
             f"run {info.name} has no rescue DAG: it was never run to an end; use 'condorcof submit'"
         )
     failed = rescue_failed_nodes(rescues[-1])
+    skipped = skip_bad_files(info.path, failed) if skip_files else []
     if refresh_code:
         refresh_bundle(info)
     _apply_overrides(info.path, set(failed), memory, retries)
@@ -140,7 +143,7 @@ def resubmit_run(
     cluster = _submit(info, max_idle, schedd)
     info = with_submission(info, cluster, schedd_name or info.schedd)
     save_run_info(info)
-    return info, failed
+    return info, failed, skipped
 
 
 def _apply_overrides(
@@ -183,3 +186,19 @@ def refresh_bundle(info: RunInfo) -> Path | None:
         )
     write_bundle(info.path / BUNDLE_NAME, Path(folder))
     return Path(folder)
+
+
+def skip_bad_files(run_dir: Path, failed: list[str]) -> list[str]:
+    """Tell the failed jobs whose input file was at fault to leave that file out; returns the
+    files. The final result lists them; chunks of other files run as usual."""
+    skipped: list[str] = []
+    for node in failed:
+        record = read_failure(run_dir, node)
+        if not record or record.get("cause") != "input" or not record.get("file"):
+            continue
+        spec_path = run_dir / "jobs" / spec_name(node)
+        spec = JobSpec.from_json(json.loads(spec_path.read_text()))
+        spec = replace(spec, skip_files=tuple(sorted({*spec.skip_files, record["file"]})))
+        write_json_atomic(spec_path, spec.to_json())
+        skipped.append(record["file"])
+    return skipped

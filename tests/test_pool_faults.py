@@ -3,6 +3,7 @@ counted twice (the final merge proves it)."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 from collections.abc import Iterator
@@ -232,3 +233,49 @@ def test_schedd_restart_mid_run_is_survived(tmp_path: Path, data: Path) -> None:
     status = wait_for(info, timeout=480)
     assert status.state == "done", status.to_json()
     assert_exact(info, reference(tmp_path, fileset))
+
+
+def test_bad_input_file_is_left_out_on_request(tmp_path: Path, data: Path) -> None:
+    broken = tmp_path / "broken.root"
+    broken.write_bytes(b"not a ROOT file at all " * 1000)
+    fileset = tmp_path / "fs.json"
+    fileset.write_text(
+        json.dumps(
+            {
+                "DY": {"files": {str(data / "nano_dy.root"): "Events"}, "metadata": {"isMC": True}},
+                # preprocessed form: the entry count is trusted, so the damage shows only in the job
+                "Broken": {
+                    "files": {
+                        str(broken): {"object_path": "Events", "num_entries": 40, "uuid": "x"}
+                    }
+                },
+            }
+        )
+    )
+    proc = write_processor(tmp_path / "analysis")
+    info = submit(
+        tmp_path / "runs",
+        "badfile",
+        fileset,
+        "--chunksize",
+        "20",
+        "--job-events",
+        "40",
+        processor=proc,
+    )
+    status = wait_for(info)
+    assert status.state == "failed"
+    (failed,) = status.failed
+    assert failed["failure"]["file"] == str(broken) and failed["retries"] == 0
+    out = cli("resubmit", info.directory, "--skip-bad-files").stdout
+    assert f"leaving out {broken}" in out
+    status = wait_for(info)
+    assert status.state == "done", status.to_json()
+    report = condorcof.load_report(str(info.result))
+    assert [f["path"] for f in report["skipped_files"]] == [str(broken)]
+    assert (
+        report["datasets"]["Broken"]["fraction"] == 0.0
+        and report["datasets"]["DY"]["fraction"] == 1.0
+    )
+    good = write_fileset(tmp_path / "good.json", data, {"DY": ("nano_dy.root", True)})
+    assert_same_output(condorcof.load(str(info.result)), reference(tmp_path, good))

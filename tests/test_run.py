@@ -74,6 +74,7 @@ def test_run_matches_independent_computation(tmp_path: Path, data: Path) -> None
         "events_processed": 200,
         "fraction": 1.0,
         "chunks_planned": 13,
+        "chunks_skipped": 0,
         "chunks_processed": 13,
     }
 
