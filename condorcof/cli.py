@@ -267,24 +267,24 @@ def submit(
     **plan_kw: Any,
 ) -> None:
     """Plan PROCESSOR over FILESET and submit it as an HTCondor DAG; returns at once."""
+    from condorcof.credentials import check_credentials
     from condorcof.planning import plan_fileset
     from condorcof.rundir import check_name, default_run_name, write_run
-    from condorcof.sites import load_profile
+    from condorcof.sites import resolve_profile
     from condorcof.workflow import submit_run
 
     request, spec, schema, _ = _request(processor, fileset, job_events, plan_kw)
-    profile = load_profile(site).with_overrides(
-        image=image,
-        request_memory=memory,
-        request_cpus=cpus,
-        request_disk=disk,
-        retries=retries,
-        max_idle=max_idle,
-    )
+    overrides = dict(image=image, request_memory=memory, request_cpus=cpus, request_disk=disk,
+                     retries=retries, max_idle=max_idle, schedd=schedd_name, pool=pool,
+                     spool=True if spool else None)  # fmt: skip
+    profile = resolve_profile(site, overrides)
+    if not dry_run:  # an expired proxy is an error before anything is written
+        for warning in check_credentials(profile):
+            click.echo(f"warning: {warning}", err=True)
     run_name = check_name(name or default_run_name(spec))
     _, plan = plan_fileset(request, show_progress=True)
     info = write_run(
-        workdir / run_name, run_name, plan, spec, profile, schema, input_files, spool=spool
+        workdir / run_name, run_name, plan, spec, profile, schema, input_files, spool=profile.spool
     )
     click.echo(
         f"run {run_name}: {len(plan.chunks)} chunks in {len(plan.jobs)} jobs, "
@@ -296,7 +296,7 @@ def submit(
             "condor_submit_dag workflow.dag"
         )
         return
-    info = submit_run(info, profile.max_idle, schedd_name, pool)
+    info = submit_run(info, profile.max_idle, profile.schedd, profile.pool)
     click.echo(f"submitted: DAGMan job {info.cluster}")
     click.echo(f"follow it with: condorcof status {info.directory}")
 
@@ -510,6 +510,24 @@ def fetch(run: str, workdir: Path | None) -> None:
         if result.exists()
         else f"no result: see condorcof status {info.directory}"
     )
+
+
+@cli.command()
+@click.argument("name", required=False)
+def sites(name: str | None) -> None:
+    """List the site profiles, or show profile NAME as it would apply (with your config)."""
+    from condorcof.sites import available_profiles, describe_profile, load_profile, resolve_profile
+
+    if name is None:
+        for profile_name in available_profiles():
+            click.echo(f"{profile_name:14} {load_profile(profile_name).description}")
+        click.echo("show one with: condorcof sites NAME")
+        return
+    try:
+        profile = resolve_profile(name)
+    except CondorcofError:  # e.g. placeholders still to fill: show the shipped profile anyway
+        profile = load_profile(name)
+    click.echo(describe_profile(profile))
 
 
 def _request(
