@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +76,13 @@ def _plan_options(func: Callable[..., Any]) -> Callable[..., Any]:
             "--allow-incomplete",
             is_flag=True,
             help="Write a result even if chunks are missing (their fraction is recorded).",
+        ),
+        click.option(
+            "--redirector",
+            "redirectors",
+            multiple=True,
+            metavar="URL",
+            help="XRootD redirector to retry a root:// file through (repeatable, in order).",
         ),
     ]
     for option in reversed(options):
@@ -171,6 +179,7 @@ def run(
         schema=schema,
         allow_incomplete=allow_incomplete,
         show_progress=show,
+        redirectors=request.redirectors,
     )
     secs = summary.seconds
     click.echo(
@@ -276,8 +285,9 @@ def submit(
     request, spec, schema, _ = _request(processor, fileset, job_events, plan_kw)
     overrides = dict(image=image, request_memory=memory, request_cpus=cpus, request_disk=disk,
                      retries=retries, max_idle=max_idle, schedd=schedd_name, pool=pool,
-                     spool=True if spool else None)  # fmt: skip
+                     spool=True if spool else None, xrootd_redirectors=request.redirectors or None)  # fmt: skip
     profile = resolve_profile(site, overrides)
+    request = replace(request, redirectors=profile.xrootd_redirectors)
     if not dry_run:  # an expired proxy is an error before anything is written
         for warning in check_credentials(profile):
             click.echo(f"warning: {warning}", err=True)
@@ -551,6 +561,7 @@ def _request(
         treename=kw["treename"],
         skip_bad_files=kw["skip_bad_files"],
         use_cache=not kw["no_cache"],
+        redirectors=tuple(kw["redirectors"]),
     )
     return request, spec, kw["schema"], kw["allow_incomplete"]
 

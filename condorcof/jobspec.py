@@ -30,6 +30,7 @@ class JobSpec:
     schema: str = "nanoaod"
     transferred: tuple[str, ...] = ()
     skip_files: tuple[str, ...] = ()
+    redirectors: tuple[str, ...] = ()
 
     def local_path(self, path: str) -> str:
         """Where the job finds ``path``: in its working directory when it travelled with the job."""
@@ -46,6 +47,7 @@ class JobSpec:
             "schema": self.schema,
             "transferred": list(self.transferred),
             "skip_files": list(self.skip_files),
+            "redirectors": list(self.redirectors),
         }
 
     @classmethod
@@ -61,6 +63,7 @@ class JobSpec:
             schema=data.get("schema", "nanoaod"),
             transferred=tuple(data.get("transferred", ())),
             skip_files=tuple(data.get("skip_files", ())),
+            redirectors=tuple(data.get("redirectors", ())),
         )
 
 

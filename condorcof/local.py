@@ -16,7 +16,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -116,12 +116,16 @@ def run_local(
     allow_incomplete: bool = False,
     scratch: str | Path | None = None,
     show_progress: bool = True,
+    redirectors: tuple[str, ...] = (),
 ) -> RunSummary:
     """Run every job of ``plan`` locally and write the result to ``output``."""
     summary = RunSummary(chunks=len(plan.chunks), jobs=len(plan.jobs))
     built = build_processor(processor)  # fail fast, before any job starts
     entries = file_entry_counts(plan)
-    specs = [job_spec(plan, job, processor, schema, entries) for job in plan.jobs]
+    specs = [
+        replace(job_spec(plan, job, processor, schema, entries), redirectors=tuple(redirectors))
+        for job in plan.jobs
+    ]
     workdir = Path(tempfile.mkdtemp(prefix="condorcof-run-", dir=scratch))
     progress = Progress(len(plan.chunks), plan.total_events, enabled=show_progress)
     try:

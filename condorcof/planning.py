@@ -24,6 +24,7 @@ class PlanRequest:
     skip_bad_files: bool = False
     use_cache: bool = True
     preprocess_workers: int = 8
+    redirectors: tuple[str, ...] = ()
 
 
 def plan_fileset(
@@ -48,6 +49,7 @@ def plan_fileset(
         cache=cache,
         max_workers=request.preprocess_workers,
         progress=report,
+        redirectors=request.redirectors,
     )
     for skipped in pre.skipped:
         log.warning("skipping %s (dataset %s): %s", skipped.path, skipped.dataset, skipped.reason)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from condorcof.errors import PreprocessError
 from condorcof.fileset import Dataset, FileSpec, is_url
+from condorcof.remote import open_file
 from condorcof.safepickle import write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -106,12 +107,12 @@ def cache_key(spec: FileSpec) -> str | None:
     return f"{spec.path}\0{spec.treename}\0{st.st_size}\0{st.st_mtime_ns}"
 
 
-def read_file_info(spec: FileSpec) -> FileInfo:
+def read_file_info(spec: FileSpec, redirectors: tuple[str, ...] = ()) -> FileInfo:
     """Open one file and read its tree's entry count and UUID; PreprocessError on failure."""
     import uproot
 
     try:
-        with uproot.open(spec.path) as root_file:
+        with open_file(spec.path, redirectors) as root_file:
             tree = root_file[spec.treename]
             if not hasattr(tree, "num_entries"):
                 raise PreprocessError(
@@ -159,8 +160,11 @@ def preprocess(
     cache: FileCache | None = None,
     max_workers: int = 8,
     progress: Callable[[int, int], None] | None = None,
+    redirectors: tuple[str, ...] = (),
 ) -> Preprocessed:
-    """Learn every file's entry count, in a bounded thread pool, reusing the cache."""
+    """Learn every file's entry count, in a bounded thread pool, reusing the cache.
+
+    ``root://`` files that cannot be opened are tried through ``redirectors`` in turn."""
     datasets = tuple(datasets)
     cache = cache or FileCache(None)
     todo = {
@@ -172,7 +176,7 @@ def preprocess(
     results: dict[tuple[str, str], FileInfo | PreprocessError] = {}
     with ThreadPoolExecutor(max_workers=max(1, max_workers)) as pool:
         for n, (key, outcome) in enumerate(
-            zip(todo, pool.map(_try_read, todo.values()), strict=True), 1
+            zip(todo, pool.map(lambda s: _try_read(s, redirectors), todo.values()), strict=True), 1
         ):
             results[key] = outcome
             if isinstance(outcome, FileInfo):
@@ -189,9 +193,9 @@ def _known(spec: FileSpec, cache: FileCache) -> FileInfo | None:
     return cache.get(spec)
 
 
-def _try_read(spec: FileSpec) -> FileInfo | PreprocessError:
+def _try_read(spec: FileSpec, redirectors: tuple[str, ...]) -> FileInfo | PreprocessError:
     try:
-        return read_file_info(spec)
+        return read_file_info(spec, redirectors)
     except PreprocessError as err:
         return err
 

@@ -27,6 +27,7 @@ from condorcof.errors import ChunkFailedError, InputFileError
 from condorcof.jobspec import PARTIAL_FORMAT, JobSpec, failure_name, manifest_name, partial_name
 from condorcof.plan import Chunk
 from condorcof.processor import ProcessorLike, build_processor
+from condorcof.remote import open_file
 from condorcof.safepickle import dump_pickle, write_json_atomic
 
 EXIT_OK = 0
@@ -98,16 +99,15 @@ class _OpenTrees:
     capacity = 4
     trees: dict[tuple[str, str], Any] = {}
     files: dict[str, Any] = {}
+    attempts: list[dict[str, str]] = []  # XRootD locations tried besides the planned URL
 
     @classmethod
-    def get(cls, path: str, treename: str) -> Any:
-        import uproot
-
+    def get(cls, path: str, treename: str, redirectors: tuple[str, ...] = ()) -> Any:
         key = (path, treename)
         tree = cls.trees.pop(key, None)
         if tree is None:
             if path not in cls.files:
-                cls.files[path] = uproot.open(path)
+                cls.files[path] = open_file(path, redirectors, cls.attempts)
             tree = cls.files[path][treename]
         cls.trees[key] = tree
         while len(cls.trees) > cls.capacity:
@@ -127,6 +127,7 @@ def run_job(spec: JobSpec, outdir: Path) -> dict[str, Any]:
     Raises :class:`JobFailure` after writing the failure record.
     """
     timings = JobTimings()
+    _OpenTrees.attempts.clear()
     t0 = time.perf_counter()
     chunk: Chunk | None = None
     try:
@@ -170,7 +171,7 @@ def _run_chunk(
 
     t_open = time.perf_counter()
     try:
-        tree = _OpenTrees.get(spec.local_path(chunk.path), chunk.treename)
+        tree = _OpenTrees.get(spec.local_path(chunk.path), chunk.treename, spec.redirectors)
     except Exception as err:
         raise InputFileError(
             f"{chunk.path}: cannot open tree {chunk.treename!r}: {type(err).__name__}: {err}"
@@ -264,6 +265,7 @@ def _manifest(
         "job": spec.job,
         "chunks": [c.index for c in spec.chunks if c.path not in spec.skip_files],
         "skipped_chunks": [c.index for c in spec.chunks if c.path in spec.skip_files],
+        "xrootd_attempts": list(_OpenTrees.attempts),
         "events": int(events_read.sum()),
         "events_per_chunk": events_read.tolist(),
         "timings": {**asdict(timings), "total": total},

@@ -19,7 +19,7 @@
 #   CONDORCOF_CACHE (/var/cache/condorcof)  rootfs tarball and wheelhouse cache
 #   MIRROR          Debian archive URL (default: the first one in this machine's apt sources)
 #   IMAGE           (condorcof/worker:latest)     BASE_IMAGE (local/debian-py:bookworm)
-#   PACKAGES        ("uproot awkward numpy hist vector")
+#   PACKAGES        ("uproot awkward numpy hist vector xrootd fsspec-xrootd")
 #   WHEELHOUSE_IN_CONTAINER=1  run pip download inside the base image even if the host has python3.11
 set -euo pipefail
 
@@ -29,7 +29,7 @@ IMAGE=${IMAGE:-condorcof/worker:latest}
 BASE_IMAGE=${BASE_IMAGE:-local/debian-py:bookworm}
 SUITE=bookworm           # its python3 is 3.11: must match --python-version below
 PYVER=3.11
-PACKAGES=${PACKAGES:-uproot awkward numpy hist vector}
+PACKAGES=${PACKAGES:-uproot awkward numpy hist vector xrootd fsspec-xrootd}
 LABEL=org.condorcof.inputs
 
 if_needed=0 force=0
