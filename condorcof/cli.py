@@ -254,6 +254,9 @@ def run(
     help="Carry every input into the schedd's spool (remote access points); fetch results with 'condorcof fetch'.",
 )
 @click.option("--dry-run", is_flag=True, help="Write the run directory; submit nothing.")
+@click.option(
+    "--probe", is_flag=True, help="First run the processor on a small slice in the jobs' image."
+)
 @_plan_options
 def submit(
     processor: str,
@@ -273,6 +276,7 @@ def submit(
     pool: str | None,
     spool: bool,
     dry_run: bool,
+    probe: bool,
     **plan_kw: Any,
 ) -> None:
     """Plan PROCESSOR over FILESET and submit it as an HTCondor DAG; returns at once."""
@@ -293,6 +297,13 @@ def submit(
             click.echo(f"warning: {warning}", err=True)
     run_name = check_name(name or default_run_name(spec))
     _, plan = plan_fileset(request, show_progress=True)
+    if probe and not dry_run:  # before anything of the real run is written
+        from condorcof.probe import run_probe
+
+        click.echo("probing the processor on a small slice in the jobs' image first...", err=True)
+        click.echo(
+            run_probe(plan, spec, profile, workdir / f"{run_name}-probe").describe(), err=True
+        )
     info = write_run(
         workdir / run_name, run_name, plan, spec, profile, schema, input_files, spool=profile.spool
     )
@@ -538,6 +549,42 @@ def sites(name: str | None) -> None:
     except CondorcofError:  # e.g. placeholders still to fill: show the shipped profile anyway
         profile = load_profile(name)
     click.echo(describe_profile(profile))
+
+
+@cli.command()
+@click.argument("processor")
+@click.argument("fileset", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--site", default="local", show_default=True, help="Site profile name or file.")
+@click.option(
+    "--workdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("condorcof-runs"),
+    show_default=True,
+)
+@click.option(
+    "--events",
+    type=click.IntRange(min=1),
+    default=2000,
+    show_default=True,
+    help="Events in the probe's slice.",
+)
+@_plan_options
+def probe(
+    processor: str, fileset: Path, site: str, workdir: Path, events: int, **plan_kw: Any
+) -> None:
+    """Run PROCESSOR on a small slice of FILESET as one job in the site's image; suggest settings."""
+    import time
+
+    from condorcof.planning import plan_fileset
+    from condorcof.probe import run_probe
+    from condorcof.rundir import default_run_name
+    from condorcof.sites import resolve_profile
+
+    request, spec, _, _ = _request(processor, fileset, 0, plan_kw)
+    profile = resolve_profile(site)
+    _, plan = plan_fileset(request)
+    name = f"probe-{default_run_name(spec)}-{int(time.time()) % 1000}"
+    click.echo(run_probe(plan, spec, profile, workdir / name, events).describe())
 
 
 def _request(

@@ -52,13 +52,14 @@ class JobFailure(Exception):
 
 @dataclass
 class JobTimings:
-    """Seconds spent per stage of one job."""
+    """Seconds one job spent per stage, and its memory once set up (before any chunk)."""
 
     setup: float = 0.0
     open: float = 0.0
     process: float = 0.0
     write: float = 0.0
     per_chunk: list[float] = field(default_factory=list)
+    rss_after_setup_mb: float = 0.0
 
 
 def versions() -> dict[str, str]:
@@ -134,6 +135,7 @@ def run_job(spec: JobSpec, outdir: Path) -> dict[str, Any]:
         check_environment()
         processor = build_processor(spec.processor)
         timings.setup = time.perf_counter() - t0
+        timings.rss_after_setup_mb = peak_rss_mb()
         accumulator: Any = None
         events_read = np.zeros(len(spec.chunks), dtype=np.int64)
         skipped = [c.index for c in spec.chunks if c.path in spec.skip_files]
@@ -272,7 +274,15 @@ def _manifest(
         "versions": versions(),
         "host": socket.gethostname(),
         "image": docker_image(),
+        "max_rss_mb": peak_rss_mb(),
     }
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far, in MB."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def main(argv: list[str] | None = None) -> int:
