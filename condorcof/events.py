@@ -20,9 +20,11 @@ Records with ``pt``/``eta``/``phi``/``mass`` (or ``m``) fields get scikit-hep ``
 
 from __future__ import annotations
 
+import bisect
 import difflib
 import itertools
 import weakref
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -95,9 +97,32 @@ class _Schema:
     unsupported: dict[str, str]
     treename: str = "?"
     filename: str = "?"
+    # filled on first use, then reused by every chunk of the tree: the form of each top-level
+    # field (and of each leaf of a lazy record such as HLT), and what each buffer key reads
+    forms: dict[tuple[str, ...], ak.forms.Form] = field(default_factory=dict)
+    buffers: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    lazy_groups: frozenset[str] = frozenset()
+
+    def form(self, path: tuple[str, ...]) -> ak.forms.Form:
+        """The form of a top-level field ``(name,)`` or of a leaf ``(group, leaf)``."""
+        form = self.forms.get(path)
+        if form is None:
+            item = self.fields[path[0]]
+            if len(path) == 2:
+                assert isinstance(item, _Group)
+                form = _leaf_form(item.leaves[path[1]], self.buffers)
+            elif isinstance(item, _Group):
+                form = _group_form(path[0], item, self.buffers)
+            else:
+                form = _leaf_form(item, self.buffers)
+            self.forms[path] = form
+        return form
 
 
 _SCHEMAS: dict[int, tuple[weakref.ref, _Schema]] = {}
+# singleton records (no counter, no momentum) with at least this many fields are built one
+# field at a time: HLT, L1 and Flag hold hundreds of branches, of which a processor uses few
+LAZY_RECORD_FIELDS = 16
 
 
 def _leaf_of(key: str, interp: Any) -> _Leaf | None | str:
@@ -159,7 +184,15 @@ def _scan(tree: uproot.TTree) -> _Schema:
                     continue
         fields[name] = leaf
         paths[name] = (name,)
-    return _Schema(fields, paths, unsupported, tree.name, tree.file.file_path)
+    lazy = frozenset(
+        name
+        for name, item in fields.items()
+        if isinstance(item, _Group)
+        and item.counter is None
+        and len(item.leaves) >= LAZY_RECORD_FIELDS
+        and _vector_name(set(item.leaves)) is None
+    )
+    return _Schema(fields, paths, unsupported, tree.name, tree.file.file_path, lazy_groups=lazy)
 
 
 def _schema(tree: uproot.TTree) -> _Schema:
@@ -178,7 +211,15 @@ def _schema(tree: uproot.TTree) -> _Schema:
 
 
 class _ChunkReader:
-    """Reads branches of one entry range on demand, each at most once."""
+    """Reads branches of one entry range on demand, each at most once.
+
+    Flat numbers and the values of collections (``Muon_pt`` with counter ``nMuon``) are read
+    basket by basket (``TBranch.basket``: decompressed once, copied once into a native-endian
+    array of the size the entry range or the counter says), which is about twice as fast as
+    ``TBranch.array``: no per-entry offsets are built for values whose lists come from the
+    counter. Anything else (self-counted lists such as ``LHEPdfWeight``, strings, special
+    types, baskets embedded in the tree) goes through ``TBranch.array``.
+    """
 
     def __init__(self, tree: uproot.TTree, entry_start: int, entry_stop: int) -> None:
         self.tree = tree
@@ -190,14 +231,74 @@ class _ChunkReader:
     def _read(self, key: str, library: str) -> Any:
         self.branches_read.add(key)
         return self.tree[key].array(
-            entry_start=self.entry_start, entry_stop=self.entry_stop, library=library
+            entry_start=self.entry_start,
+            entry_stop=self.entry_stop,
+            library=library,
+            array_cache=None,  # each branch is read once per chunk: a cache only costs memory
         )
+
+    def _read_baskets(self, key: str, jagged: bool, size: int | None) -> np.ndarray | None:
+        """The values of entries [start, stop) straight from the baskets, or None when the
+        branch is not a plain number or list of numbers (then ``_read`` does it).
+
+        ``size`` is the number of values expected (entries for flat branches, the counter's
+        sum for lists); a mismatch raises :class:`ChunkFailedError`.
+        """
+        from uproot.interpretation.jagged import AsJagged
+        from uproot.interpretation.numerical import AsDtype
+
+        branch = self.tree[key]
+        interp = branch.interpretation
+        if jagged:
+            if type(interp) is not AsJagged or interp.header_bytes != 0:
+                return None
+            interp = interp.content
+        if type(interp) is not AsDtype:
+            return None
+        dtype = np.dtype(interp.from_dtype)
+        starts = branch.entry_offsets
+        if dtype.subdtype is not None or branch.embedded_baskets or starts[-1] < self.entry_stop:
+            return None
+        self.branches_read.add(key)
+        out = np.empty(
+            size if size is not None else self.entry_stop - self.entry_start,
+            dtype=dtype.newbyteorder("="),
+        )
+        pos = 0
+        first = max(bisect.bisect_right(starts, self.entry_start) - 1, 0)
+        for i in range(first, len(starts) - 1):
+            begin, end = starts[i], starts[i + 1]
+            if begin >= self.entry_stop:
+                break
+            lo, hi = max(self.entry_start, begin) - begin, min(self.entry_stop, end) - begin
+            if hi <= lo:
+                continue
+            basket = branch.basket(i)
+            data = basket.data
+            if jagged:
+                offsets = basket.byte_offsets
+                values = data[offsets[lo] : offsets[hi]].view(dtype)
+            else:
+                values = data[lo * dtype.itemsize : hi * dtype.itemsize].view(dtype)
+            if pos + len(values) > len(out):
+                pos += len(values)
+                break
+            out[pos : pos + len(values)] = values  # the byte-order conversion is this copy
+            pos += len(values)
+        if pos != len(out):
+            raise ChunkFailedError(
+                f"branch {key} has {pos} values in entries [{self.entry_start}, "
+                f"{self.entry_stop}) but {len(out)} were expected"
+            )
+        return out
 
     def flat(self, key: str) -> np.ndarray:
         """A flat branch as a native-endian 1-d numpy array."""
         if key not in self._cache:
-            data = np.asarray(self._read(key, "np"))
-            data = data.astype(data.dtype.newbyteorder("="), copy=False)
+            data = self._read_baskets(key, jagged=False, size=None)
+            if data is None:
+                data = np.asarray(self._read(key, "np"))
+                data = data.astype(data.dtype.newbyteorder("="), copy=False)
             self._cache[key] = np.ascontiguousarray(data).reshape(-1)
         return self._cache[key]
 
@@ -212,6 +313,10 @@ class _ChunkReader:
             self._cache[cache_key] = (offsets, content[: offsets[-1]])
         return self._cache[cache_key]
 
+    def jagged_part(self, key: str, part: int) -> np.ndarray:
+        """The offsets (``part`` 0) or the content (1) of a jagged branch."""
+        return self.jagged(key)[part]
+
     def counter_offsets(self, counter: str) -> np.ndarray:
         """Offsets of a collection, from its counter branch."""
         cache_key = counter + "!offsets"
@@ -224,13 +329,19 @@ class _ChunkReader:
 
     def content(self, key: str, counter: str) -> np.ndarray:
         """The values of a collection's jagged branch, checked against the counter."""
-        content = self.jagged(key)[1]
+        cache_key = key + "!content"
+        if cache_key in self._cache:
+            return self._cache[cache_key]
         expected = int(self.counter_offsets(counter)[-1])
-        if len(content) != expected:
-            raise ChunkFailedError(
-                f"branch {key} has {len(content)} values in entries "
-                f"[{self.entry_start}, {self.entry_stop}) but {counter} sums to {expected}"
-            )
+        content = self._read_baskets(key, jagged=True, size=expected)
+        if content is None:
+            content = self.jagged(key)[1]
+            if len(content) != expected:
+                raise ChunkFailedError(
+                    f"branch {key} has {len(content)} values in entries "
+                    f"[{self.entry_start}, {self.entry_stop}) but {counter} sums to {expected}"
+                )
+        self._cache[cache_key] = content
         return content
 
 
@@ -245,14 +356,14 @@ def _vector_name(names: set[str]) -> str | None:
     return name
 
 
-def _leaf_form(leaf: _Leaf, reader: _ChunkReader, buffers: dict[str, Callable]) -> ak.forms.Form:
-    """Form of a flat, self-jagged or string branch; registers its buffer generators."""
+def _leaf_form(leaf: _Leaf, kinds: dict[str, tuple[str, ...]]) -> ak.forms.Form:
+    """Form of a flat, self-jagged or string branch; records what its buffers read."""
     primitive = ak.types.numpytype.dtype_to_primitive(leaf.dtype)
     if leaf.kind == _FLAT:
-        buffers[leaf.key] = partial(reader.flat, leaf.key)
+        kinds[leaf.key] = ("flat", leaf.key)
         return ak.forms.NumpyForm(primitive, leaf.inner_shape, form_key=leaf.key)
-    buffers[leaf.key + "!offsets"] = lambda: reader.jagged(leaf.key)[0]
-    buffers[leaf.key] = lambda: reader.jagged(leaf.key)[1]
+    kinds[leaf.key + "!offsets"] = ("offsets", leaf.key)
+    kinds[leaf.key] = ("values", leaf.key)
     if leaf.kind == _STRING:
         content = ak.forms.NumpyForm("uint8", parameters={"__array__": "char"}, form_key=leaf.key)
         return ak.forms.ListOffsetForm(
@@ -262,28 +373,174 @@ def _leaf_form(leaf: _Leaf, reader: _ChunkReader, buffers: dict[str, Callable]) 
     return ak.forms.ListOffsetForm("i64", content, form_key=leaf.key + "!offsets")
 
 
-def _group_form(
-    name: str, group: _Group, reader: _ChunkReader, buffers: dict[str, Callable]
-) -> ak.forms.Form:
-    """Form of a collection (list of records) or of a singleton record."""
-    params = {"__record__": _vector_name(set(group.leaves)) or COLLECTION_RECORD}
+def _record_parameters(name: str, group: _Group) -> dict[str, Any]:
+    params: dict[str, Any] = {"__record__": _vector_name(set(group.leaves)) or COLLECTION_RECORD}
     if group.counter is None:
-        contents = [_leaf_form(leaf, reader, buffers) for leaf in group.leaves.values()]
         params["collection_name"] = name
+    return params
+
+
+def _group_form(name: str, group: _Group, kinds: dict[str, tuple[str, ...]]) -> ak.forms.Form:
+    """Form of a collection (list of records) or of a singleton record."""
+    params = _record_parameters(name, group)
+    if group.counter is None:
+        contents = [_leaf_form(leaf, kinds) for leaf in group.leaves.values()]
         return ak.forms.RecordForm(contents, list(group.leaves), parameters=params)
     contents = []
     for leaf in group.leaves.values():
-        buffers[leaf.key] = partial(reader.content, leaf.key, group.counter)
+        kinds[leaf.key] = ("content", leaf.key, group.counter)
         primitive = ak.types.numpytype.dtype_to_primitive(leaf.dtype)
         contents.append(ak.forms.NumpyForm(primitive, form_key=leaf.key))
     record = ak.forms.RecordForm(contents, list(group.leaves), parameters=params)
     offsets_key = group.counter + "!offsets"
-    buffers[offsets_key] = partial(reader.counter_offsets, group.counter)
+    kinds[offsets_key] = ("counter", group.counter)
     # the name sits on the list, not the record, so that concatenating collections keeps
     # the record name (and vector behaviour): awkward drops differing record parameters
     return ak.forms.ListOffsetForm(
         "i64", record, parameters={"collection_name": name}, form_key=offsets_key
     )
+
+
+class _Buffers(Mapping):
+    """The buffers of one chunk, as zero-argument readers made when ``ak.from_buffers`` asks."""
+
+    def __init__(self, reader: _ChunkReader, kinds: dict[str, tuple[str, ...]]) -> None:
+        self.reader = reader
+        self.kinds = kinds
+
+    def __getitem__(self, key: str) -> Callable[[], np.ndarray]:
+        kind, *args = self.kinds[key]
+        reader = self.reader
+        if kind == "flat":
+            return partial(reader.flat, *args)
+        if kind == "content":
+            return partial(reader.content, *args)
+        if kind == "counter":
+            return partial(reader.counter_offsets, *args)
+        if kind == "offsets":
+            return partial(reader.jagged_part, args[0], 0)
+        return partial(reader.jagged_part, args[0], 1)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.kinds)
+
+    def __len__(self) -> int:
+        return len(self.kinds)
+
+
+class _ChunkLayouts:
+    """Layouts of one chunk's fields, each built on first use from the tree's cached forms.
+
+    Building the layout of every branch (1500-2600 in NanoAOD) costs tens of milliseconds per
+    chunk even when nothing is read, so only the fields a processor touches are built.
+    """
+
+    def __init__(self, schema: _Schema, reader: _ChunkReader, length: int) -> None:
+        self.schema = schema
+        self.length = length
+        self.buffers = _Buffers(reader, schema.buffers)
+        self.built: dict[tuple[str, ...], ak.contents.Content] = {}
+
+    def layout(self, path: tuple[str, ...]) -> ak.contents.Content:
+        """The layout of a top-level field ``(name,)`` or of a leaf ``(group, leaf)``."""
+        layout = self.built.get(path)
+        if layout is None:
+            layout = ak.from_buffers(
+                self.schema.form(path),
+                self.length,
+                self.buffers,
+                buffer_key="{form_key}",
+                highlevel=False,
+            )
+            self.built[path] = layout
+        return layout
+
+    def events(self) -> _LazyFields:
+        """The top-level record: every field of the schema, none built yet."""
+        schema = self.schema
+
+        def get(name: str) -> ak.contents.Content | _LazyFields:
+            if name not in schema.lazy_groups:
+                return self.layout((name,))
+            group = schema.fields[name]
+            assert isinstance(group, _Group)
+            return _LazyFields(
+                self.length,
+                tuple(group.leaves),
+                lambda leaf: self.layout((name, leaf)),
+                _record_parameters(name, group),
+            )
+
+        return _LazyFields(self.length, tuple(schema.fields), get, {"__record__": EVENTS_RECORD})
+
+
+class _LazyFields:
+    """The fields of a record array that are built on first use (see :class:`_LazyRecord`)."""
+
+    def __init__(
+        self,
+        length: int,
+        names: tuple[str, ...],
+        get: Callable[[str], ak.contents.Content | _LazyFields],
+        parameters: dict[str, Any],
+    ) -> None:
+        self.length = length
+        self.names = names
+        self.index = frozenset(names)
+        self._get = get
+        self.parameters = parameters
+        self._cache: dict[str, ak.contents.Content | _LazyFields] = {}
+
+    def field(self, name: str) -> ak.contents.Content | _LazyFields:
+        out = self._cache.get(name)
+        if out is None:
+            out = self._cache[name] = self._get(name)
+        return out
+
+    def full(self) -> ak.contents.RecordArray:
+        contents = []
+        for name in self.names:
+            item = self.field(name)
+            contents.append(item.full() if isinstance(item, _LazyFields) else item)
+        return ak.contents.RecordArray(
+            contents, list(self.names), self.length, parameters=self.parameters
+        )
+
+    def selected(self, where: Any) -> _LazyFields | None:
+        """The same record after ``array[where]``, if ``where`` picks whole entries (a slice,
+        a boolean mask or integer positions without missing values); otherwise None."""
+        if isinstance(where, slice):
+            length = len(range(*where.indices(self.length)))
+        else:
+            if isinstance(where, ak.Array):
+                layout = where.layout
+                if not isinstance(layout, ak.contents.NumpyArray):
+                    return None
+                where = layout.data
+            if not isinstance(where, np.ndarray) or where.ndim != 1:
+                return None
+            if where.dtype == np.bool_:
+                if len(where) != self.length:
+                    return None
+                where = np.flatnonzero(where)
+            elif where.dtype.kind in "iu" and len(where):
+                if where.min() < -self.length or where.max() >= self.length:
+                    return None
+                where = np.where(where < 0, where + self.length, where).astype(np.int64)
+            elif where.dtype.kind not in "iu":
+                return None
+            length = len(where)
+        get = self.field
+
+        def sub(name: str) -> ak.contents.Content | _LazyFields:
+            item = get(name)
+            if isinstance(item, _LazyFields):
+                out = item.selected(where)
+                assert out is not None
+                return out
+            return item[where]
+
+        return _LazyFields(length, self.names, sub, self.parameters)
 
 
 # ---------------------------------------------------------------- the events array
@@ -309,11 +566,82 @@ def _missing_error(name: str, attrs: dict, known: list[str], owner: str) -> Miss
     return MissingBranchError(f"no {what} {name!r} in {where}{hint}")
 
 
-class Events(ak.Array):
+class _LazyRecord:
+    """Mixin of record arrays whose fields are built on first use.
+
+    While ``_lazy`` (a :class:`_LazyFields`) is in the instance's dict, the array's own layout is
+    a record without fields: ``array.name`` or ``array["name"]`` builds that field only, and
+    ``array[mask]`` (a slice, boolean mask or integer positions) gives another lazy array.
+    Anything else that needs the layout (printing, pickling, ``ak`` functions, other slices)
+    builds every field first, so awkward always sees the complete record.
+    """
+
+    @property
+    def _layout(self) -> ak.contents.Content:
+        state = self.__dict__
+        lazy = state.pop("_lazy", None)
+        if lazy is not None:
+            state["_layout"] = lazy.full()
+        return state["_layout"]
+
+    @_layout.setter
+    def _layout(self, value: ak.contents.Content) -> None:
+        self.__dict__.pop("_lazy", None)
+        self.__dict__["_layout"] = value
+
+    @property
+    def fields(self) -> list[str]:
+        lazy = self.__dict__.get("_lazy")
+        return list(lazy.names) if lazy is not None else super().fields  # type: ignore[misc]
+
+    def __len__(self) -> int:
+        lazy = self.__dict__.get("_lazy")
+        return lazy.length if lazy is not None else super().__len__()  # type: ignore[misc]
+
+    def __getattr__(self, where: str) -> Any:
+        lazy = self.__dict__.get("_lazy")
+        if lazy is not None and where in lazy.index:
+            return self._lazy_item(lazy.field(where))
+        return super().__getattr__(where)  # type: ignore[misc]
+
+    def __getitem__(self, where: Any) -> Any:
+        lazy = self.__dict__.get("_lazy")
+        if lazy is not None:
+            if isinstance(where, str):
+                if where in lazy.index:
+                    return self._lazy_item(lazy.field(where))
+            else:
+                selected = lazy.selected(where)
+                if selected is not None:
+                    return self._lazy_item(selected)
+        return super().__getitem__(where)  # type: ignore[misc]
+
+    def _lazy_item(self, item: ak.contents.Content | _LazyFields) -> ak.Array:
+        attrs = self._attrs  # type: ignore[attr-defined]
+        behavior = self._behavior  # type: ignore[attr-defined]
+        if not isinstance(item, _LazyFields):
+            return ak.Array(item, behavior=behavior, attrs=attrs)
+        return _lazy_array(item, behavior, attrs)
+
+
+def _lazy_array(lazy: _LazyFields, behavior: Any = None, attrs: Any = None) -> ak.Array:
+    """A record array (its class chosen by its record name) whose fields are built on use."""
+    stub = ak.contents.RecordArray([], [], lazy.length, parameters=lazy.parameters)
+    array = ak.Array(stub, behavior=behavior, attrs=attrs)
+    if isinstance(array, _LazyRecord):
+        array.__dict__["_lazy"] = lazy
+    else:  # a record name whose class cannot be lazy: build it now
+        array = ak.Array(lazy.full(), behavior=behavior, attrs=attrs)
+    return array
+
+
+class Events(_LazyRecord, ak.Array):
     """Lazy events of one chunk: an ``ak.Array`` of records with virtual buffers.
 
     Attribute or item access gives fields (``events.Muon``, ``events["run"]``); full branch
     names also work (``events["Muon_pt"]``). Unknown names raise :class:`MissingBranchError`.
+    Only the fields that are used are built (see :class:`_LazyRecord`), and only the branches
+    whose values are used are read.
     """
 
     @property
@@ -330,12 +658,12 @@ class Events(ak.Array):
     def __getattr__(self, where: str) -> Any:
         if where.startswith("_"):
             return super().__getattr__(where)
-        if where in self._layout.fields:
+        if where in self.fields:
             return self[where]
         return self._by_branch_name(where)
 
     def __getitem__(self, where: Any) -> Any:
-        if isinstance(where, str) and where not in self._layout.fields:
+        if isinstance(where, str) and where not in self.fields:
             return self._by_branch_name(where)
         return super().__getitem__(where)
 
@@ -344,9 +672,9 @@ class Events(ak.Array):
         schema: _Schema | None = self.attrs.get("@schema")
         path = schema.paths.get(name) if schema is not None else None
         if path is None:
-            known = [*self._layout.fields, *(schema.paths if schema else ())]
+            known = [*self.fields, *(schema.paths if schema else ())]
             raise _missing_error(name, self.attrs, list(dict.fromkeys(known)), "")
-        out = super().__getitem__(path[0])
+        out = self[path[0]]
         return out[path[1]] if len(path) > 1 else out
 
 
@@ -371,19 +699,40 @@ class _FieldErrors:
         return _missing_error(where, self.attrs, self.fields, f"{owner or 'this collection'} of ")
 
 
-class NanoCollectionArray(_FieldErrors, ak.Array):
+class _StoredCoordinates:
+    """``pt``, ``eta``, ``phi`` and ``mass`` read the stored field when there is one: the same
+    values that vector would return, without its dispatch (about 0.3 ms per access)."""
+
+    @property
+    def pt(self) -> Any:
+        return self["pt"] if "pt" in self.fields else super().pt  # type: ignore[misc]
+
+    @property
+    def eta(self) -> Any:
+        return self["eta"] if "eta" in self.fields else super().eta  # type: ignore[misc]
+
+    @property
+    def phi(self) -> Any:
+        return self["phi"] if "phi" in self.fields else super().phi  # type: ignore[misc]
+
+    @property
+    def mass(self) -> Any:
+        return self["mass"] if "mass" in self.fields else super().mass  # type: ignore[misc]
+
+
+class NanoCollectionArray(_LazyRecord, _FieldErrors, ak.Array):
     """A collection or record without vector behaviour (e.g. ``events.HLT``, ``events.PV``)."""
 
 
-class NanoMomentumArray2D(_FieldErrors, vak.MomentumArray2D):
+class NanoMomentumArray2D(_StoredCoordinates, _FieldErrors, vak.MomentumArray2D):
     """vector's Momentum2D array (e.g. ``events.MET``) with clear missing-field errors."""
 
 
-class NanoMomentumArray3D(_FieldErrors, vak.MomentumArray3D):
+class NanoMomentumArray3D(_StoredCoordinates, _FieldErrors, vak.MomentumArray3D):
     """vector's Momentum3D array (e.g. ``events.TrigObj``) with clear missing-field errors."""
 
 
-class NanoMomentumArray4D(_FieldErrors, vak.MomentumArray4D):
+class NanoMomentumArray4D(_StoredCoordinates, _FieldErrors, vak.MomentumArray4D):
     """vector's Momentum4D array (e.g. ``events.Muon``) with clear missing-field errors."""
 
 
@@ -432,7 +781,7 @@ class _PtEtaPhiM:
 
 
 # vector names its results after MomentumClass (vector's own Momentum4D), not these classes
-class PtEtaPhiMCandidateArray(_FieldErrors, _PtEtaPhiM, vak.MomentumArray4D):
+class PtEtaPhiMCandidateArray(_StoredCoordinates, _FieldErrors, _PtEtaPhiM, vak.MomentumArray4D):
     """Momentum4D array read from pt/eta/phi/mass only."""
 
 
@@ -474,8 +823,9 @@ ak.behavior.update(_aliased_behavior())
 def make_events(tree: uproot.TTree, entry_start: int, entry_stop: int, metadata: dict) -> Events:
     """Lazy events for entries ``[entry_start, entry_stop)`` of an open tree.
 
-    Nothing is read here: only ``tree.keys()`` and branch interpretations are inspected
-    (cached per tree object). ``metadata`` is kept as given, as ``events.metadata``.
+    Nothing is read and no field is built here: ``tree.keys()`` and branch interpretations
+    are inspected once per tree object, and the forms of fields are cached with them.
+    ``metadata`` is kept as given, as ``events.metadata``.
     """
     if not 0 <= entry_start <= entry_stop <= tree.num_entries:
         raise ChunkFailedError(
@@ -484,23 +834,11 @@ def make_events(tree: uproot.TTree, entry_start: int, entry_stop: int, metadata:
         )
     schema = _schema(tree)
     reader = _ChunkReader(tree, entry_start, entry_stop)
-    buffers: dict[str, Callable] = {}
-    contents = []
-    for name, item in schema.fields.items():
-        if isinstance(item, _Group):
-            contents.append(_group_form(name, item, reader, buffers))
-        else:
-            contents.append(_leaf_form(item, reader, buffers))
-    form = ak.forms.RecordForm(
-        contents, list(schema.fields), parameters={"__record__": EVENTS_RECORD}
-    )
-    return ak.from_buffers(
-        form,
-        entry_stop - entry_start,
-        buffers,
-        buffer_key="{form_key}",
-        attrs={"metadata": metadata, "@reader": reader, "@schema": schema},
-    )
+    layouts = _ChunkLayouts(schema, reader, entry_stop - entry_start)
+    attrs = {"metadata": metadata, "@reader": reader, "@schema": schema}
+    events = _lazy_array(layouts.events(), attrs=attrs)
+    assert isinstance(events, Events)
+    return events
 
 
 def make_coffea_events(

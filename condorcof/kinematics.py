@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import awkward as ak
@@ -62,15 +64,30 @@ def _elementwise(func: Callable[..., np.ndarray], *args: ArrayLike, dtype: Any =
 
 
 def _offsets_values(array: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
-    """int64 offsets and flat values of a jagged (one list level) array."""
+    """int64 offsets (from 0) and flat values of a jagged (one list level) array.
+
+    Reads the layout's buffers directly, without awkward operations, for the layouts that
+    reading and masking give: a list-offset or list array over numbers, or over numbers picked
+    by an index (what masking a collection of records leaves in each field).
+    """
     array = ak.Array(array) if not isinstance(array, ak.Array) else array
     layout = array.layout
-    if isinstance(layout, ak.contents.ListOffsetArray) and isinstance(
-        layout.content, ak.contents.NumpyArray
-    ):
+    if isinstance(layout, ak.contents.ListArray):
+        layout = layout.to_ListOffsetArray64(True)
+    if isinstance(layout, ak.contents.ListOffsetArray):
         offsets = np.asarray(layout.offsets.data, dtype=np.int64)
-        values = np.asarray(layout.content.data)[offsets[0] : offsets[-1]]
-        return (offsets - offsets[0] if offsets[0] else offsets), values
+        content = layout.content
+        if isinstance(content, ak.contents.NumpyArray) and content.data.ndim == 1:
+            values = np.asarray(content.data)[offsets[0] : offsets[-1]]
+            return (offsets - offsets[0] if offsets[0] else offsets), values
+        if (
+            isinstance(content, ak.contents.IndexedArray)
+            and isinstance(content.content, ak.contents.NumpyArray)
+            and content.content.data.ndim == 1
+        ):
+            index = np.asarray(content.index.data)[offsets[0] : offsets[-1]]
+            values = np.asarray(content.content.data)[index]
+            return (offsets - offsets[0] if offsets[0] else offsets), values
     counts = ak.to_numpy(ak.num(array, axis=1))
     values = ak.to_numpy(ak.flatten(array, axis=1))
     offsets = np.zeros(len(counts) + 1, dtype=np.int64)
@@ -78,14 +95,86 @@ def _offsets_values(array: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     return offsets, values
 
 
-def leading(array: ArrayLike, n: int, fill: float = np.nan, dtype: Any = np.float64) -> np.ndarray:
+@dataclass(frozen=True)
+class Leading:
+    """The first ``n`` selected objects of each event, by position (see :func:`leading_index`)."""
+
+    index: np.ndarray  # (events, n) int64 positions in the flat values, -1 where absent
+    counts: np.ndarray  # selected objects per event
+    offsets: np.ndarray  # the lists of the mask, to check the arrays taken from
+
+    @cached_property
+    def _safe(self) -> tuple[np.ndarray, np.ndarray]:
+        """Positions clipped to 0 (so that a gather never fails) and where they are absent."""
+        return np.maximum(self.index, 0), self.index < 0
+
+    def take(self, values: ArrayLike, fill: float = np.nan, dtype: Any = np.float64) -> np.ndarray:
+        """``values`` (same lists as the mask) at the positions, ``fill`` where absent, as a
+        ``(events, n)`` array of ``dtype`` with contiguous columns."""
+        offsets, flat = _offsets_values(values)
+        if offsets is not self.offsets and not np.array_equal(offsets, self.offsets):
+            raise ValueError("take: the values do not have the same lists as the mask")
+        out = np.empty(self.index.shape, dtype=dtype, order="F")
+        if not len(flat):
+            out.fill(fill)
+            return out
+        safe, absent = self._safe
+        for k in range(self.index.shape[1]):
+            column = out[:, k]
+            if flat.dtype == column.dtype:
+                flat.take(safe[:, k], out=column, mode="clip")
+            else:
+                column[:] = flat.take(safe[:, k], mode="clip")
+            np.copyto(column, fill, where=absent[:, k])
+        return out
+
+
+def leading_index(mask: ArrayLike, n: int) -> Leading:
+    """Where the first ``n`` selected objects of each event are, to :meth:`Leading.take` fields.
+
+    ``mask`` is a jagged boolean array, e.g. ``(muons.pt > 20) & (abs(muons.eta) < 2.4)``::
+
+        lead = leading_index(good, 2)
+        pt, eta = lead.take(muons.pt), lead.take(muons.eta)   # (events, 2) float64, NaN-padded
+        two = lead.counts >= 2
+
+    No awkward masking or padding is involved: the selected positions are in event order, so
+    the k-th selected object of event e is ``flatnonzero(mask)[selected_before_e + k]``.
+    """
+    offsets, selected = _offsets_values(mask)
+    selected = np.asarray(selected, dtype=bool)
+    running = np.zeros(len(selected) + 1, dtype=np.int64)
+    np.cumsum(selected, out=running[1:])
+    before = running[offsets[:-1]]
+    counts = running[offsets[1:]] - before
+    chosen = np.flatnonzero(selected)
+    index = np.full((len(counts), n), -1, dtype=np.int64, order="F")
+    for k in range(n):
+        has = np.flatnonzero(counts > k)
+        index[has, k] = chosen[before[has] + k]
+    return Leading(index, counts, offsets)
+
+
+def leading(
+    array: ArrayLike,
+    n: int,
+    fill: float = np.nan,
+    dtype: Any = np.float64,
+    mask: ArrayLike | None = None,
+) -> np.ndarray:
     """The first ``n`` values of each event as a ``(len(array), n)`` numpy array.
 
     Events with fewer than ``n`` values are padded with ``fill`` (NaN by default, so any
     kinematics computed from a missing object is NaN). Columns are contiguous (Fortran order),
     so ``out[:, 0]`` is fast. Sort first if "leading" should mean highest pt.
-    ``array`` is a jagged awkward array (``events.Muon.pt``) or a 2-d numpy array.
+    ``array`` is a jagged awkward array (``events.Muon.pt``) or a 2-d numpy array. With
+    ``mask`` (a jagged boolean array like ``array``), the first ``n`` values where it is true:
+    ``leading(muons.pt, 2, mask=muons.pt > 20)`` equals ``leading(muons.pt[muons.pt > 20], 2)``
+    without building the masked array. For several fields, :func:`leading_index` once and
+    :func:`take` per field.
     """
+    if mask is not None:
+        return leading_index(mask, n).take(array, fill, dtype)
     if isinstance(array, np.ndarray) and array.ndim == 2:
         out = np.full((len(array), n), fill, dtype=dtype, order="F")
         k = min(n, array.shape[1])
@@ -242,4 +331,14 @@ def os_pair_mask(charge1: ArrayLike, charge2: ArrayLike) -> ArrayLike:
     return _elementwise(lambda q1, q2: q1 * q2 < 0, charge1, charge2)
 
 
-__all__ = ["delta_eta", "delta_phi", "delta_r", "leading", "os_pair_mask", "pair_mass", "sum_pt"]
+__all__ = [
+    "Leading",
+    "delta_eta",
+    "delta_phi",
+    "delta_r",
+    "leading",
+    "leading_index",
+    "os_pair_mask",
+    "pair_mass",
+    "sum_pt",
+]

@@ -3,17 +3,17 @@
 Selection: muons with pT > 20 GeV and |eta| < 2.4; events with an opposite-sign pair of the
 two leading such muons; VBF category: the two leading jets (pT > 30 / 25 GeV, |eta| < 4.7)
 with m_jj > 400 GeV and |delta eta_jj| > 2.5. Simulation is weighted by the sign-carrying
-``genWeight``; data has weight 1. Written as a coffea processor would be, without coffea.
+``genWeight``; data has weight 1. Written as a coffea processor would be, without coffea;
+the leading objects and pair masses come from ``condorcof.kinematics`` (numpy, float64).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import awkward as ak
 import hist
 import numpy as np
-from analysis_helpers import as_float, leading_two, pair_mass
+from analysis_helpers import P4, leading_objects, leading_pair_mass
 
 MUON_PT, MUON_ETA = 20.0, 2.4
 JET_PT_LEAD, JET_PT_SUB, JET_ETA = 30.0, 25.0, 4.7
@@ -46,25 +46,25 @@ class DimuonVBF:
         weight = np.asarray(events.genWeight, dtype=np.float64) if is_mc else np.ones(len(events))
 
         muons = events.Muon
-        muons = muons[(muons.pt > self.muon_pt) & (abs(muons.eta) < MUON_ETA)]
-        mu1, mu2 = leading_two(muons)
-        two_muons = np.asarray(ak.num(muons) >= 2)
-        opposite_sign = two_muons & (as_float(mu1.charge) * as_float(mu2.charge) < 0)
-        mass = pair_mass(mu1, mu2)
+        good_muons = (muons.pt > self.muon_pt) & (abs(muons.eta) < MUON_ETA)
+        mu, n_muons = leading_objects(muons, good_muons, 2, (*P4, "charge"))
+        two_muons = n_muons >= 2
+        opposite_sign = two_muons & (mu["charge"][:, 0] * mu["charge"][:, 1] < 0)
+        mass = leading_pair_mass(mu)
 
         jets = events.Jet
-        jets = jets[(jets.pt > JET_PT_SUB) & (abs(jets.eta) < JET_ETA)]
-        j1, j2 = leading_two(jets)
-        dijet = np.asarray(ak.num(jets) >= 2) & (as_float(j1.pt) > JET_PT_LEAD)
-        mjj = pair_mass(j1, j2)
-        deta = np.abs(as_float(j1.eta) - as_float(j2.eta))
+        good_jets = (jets.pt > JET_PT_SUB) & (abs(jets.eta) < JET_ETA)
+        jet, n_jets = leading_objects(jets, good_jets, 2, P4)
+        dijet = (n_jets >= 2) & (jet["pt"][:, 0] > JET_PT_LEAD)
+        mjj = leading_pair_mass(jet)
+        deta = np.abs(jet["eta"][:, 0] - jet["eta"][:, 1])
         vbf = opposite_sign & dijet & (mjj > self.mjj_min) & (deta > DETA_MIN)
 
         out = _histograms()
         out["dimuon_mass"].fill(mass=mass[opposite_sign], weight=weight[opposite_sign])
         out["dimuon_mass_vbf"].fill(mass=mass[vbf], weight=weight[vbf])
         out["mjj"].fill(mjj=mjj[dijet], weight=weight[dijet])
-        out["njets"].fill(njets=np.asarray(ak.num(jets)))
+        out["njets"].fill(njets=n_jets)
         cutflow = {
             "all": len(events),
             "two_muons": int(two_muons.sum()),

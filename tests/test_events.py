@@ -88,20 +88,70 @@ def test_values_equal_plain_uproot(dy: Events, dy_uproot: dict) -> None:
 
 
 def test_each_branch_read_once(dy: Events, monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[str] = []
-    original = uproot.TBranch.array
+    calls: list[tuple[str, object]] = []
+    array, basket = uproot.TBranch.array, uproot.TBranch.basket
 
-    def counting(self, *args, **kwargs):
-        calls.append(self.name)
-        return original(self, *args, **kwargs)
+    def counting_array(self, *args, **kwargs):
+        calls.append((self.name, "array"))
+        return array(self, *args, **kwargs)
 
-    monkeypatch.setattr(uproot.TBranch, "array", counting)
+    def counting_basket(self, basket_num):
+        calls.append((self.name, basket_num))
+        return basket(self, basket_num)
+
+    monkeypatch.setattr(uproot.TBranch, "array", counting_array)
+    monkeypatch.setattr(uproot.TBranch, "basket", counting_basket)
     for _ in range(3):
         dy.Muon.pt.tolist()
         dy["Muon_pt"].tolist()
         ak.num(dy.Muon).tolist()
         dy.nMuon.tolist()
-    assert sorted(calls) == ["Muon_pt", "nMuon"]
+    assert {name for name, _ in calls} == {"Muon_pt", "nMuon"}
+    assert len(calls) == len(set(calls))  # no basket read twice
+
+
+def test_chunks_across_baskets_equal_uproot(tmp_path: Path) -> None:
+    """Reading basket by basket gives what uproot gives, for ranges that cut baskets."""
+    rng = np.random.default_rng(3)
+    path = tmp_path / "baskets.root"
+    with uproot.recreate(path) as f:
+        tree = f.mktree(
+            "Events",
+            {
+                "run": np.uint32,
+                "genWeight": np.float32,
+                "Muon": "var * {pt: float32, charge: int32, tight: bool}",
+                "LHEPdfWeight": "var * float32",
+            },
+        )
+        for size in (7, 0, 13, 1, 9):  # baskets of different sizes, one empty
+            counts = rng.integers(0, 4, size)
+            total = int(counts.sum())
+            muons = ak.zip(
+                {
+                    "pt": rng.random(total).astype(np.float32),
+                    "charge": rng.choice(np.array([-1, 1], np.int32), total),
+                    "tight": rng.random(total) < 0.5,
+                }
+            )
+            tree.extend(
+                {
+                    "run": np.arange(size, dtype=np.uint32),
+                    "genWeight": rng.normal(size=size).astype(np.float32),
+                    "Muon": ak.unflatten(muons, counts),
+                    "LHEPdfWeight": ak.unflatten(
+                        rng.random(2 * size).astype(np.float32), np.full(size, 2)
+                    ),
+                }
+            )
+    tree = uproot.open(path)["Events"]
+    names = ["run", "genWeight", "Muon_pt", "Muon_charge", "Muon_tight", "LHEPdfWeight"]
+    for start, stop in [(0, 30), (3, 8), (7, 20), (8, 8), (19, 21), (29, 30), (6, 7)]:
+        events = make_events(tree, start, stop, {})
+        expected = tree.arrays(names, entry_start=start, entry_stop=stop)
+        for name in names:
+            assert events[name].tolist() == expected[name].tolist(), (name, start, stop)
+        assert ak.num(events.Muon).tolist() == events.nMuon.tolist()
 
 
 def test_dimuon_mass_matches_numpy(dy: Events, dy_uproot: dict) -> None:
