@@ -17,6 +17,7 @@ from condorcof.kinematics import (
     delta_phi,
     delta_r,
     leading,
+    leading_index,
     os_pair_mask,
     pair_mass,
     sum_pt,
@@ -107,6 +108,35 @@ def test_leading_pads_and_keeps_values(muons: ak.Array) -> None:
     np.testing.assert_array_equal(leading(pt, 3)[:, :2], pt)
     assert np.isnan(leading(pt, 3)[:, 2]).all()
     assert leading(ak.Array([[], []]), 2).shape == (2, 2)
+
+
+def test_leading_index_picks_the_first_selected_objects(muons: ak.Array) -> None:
+    good = (muons.pt > 20) & (abs(muons.eta) < 2.4)
+    lead = leading_index(good, 2)
+    assert lead.index.shape == (len(muons), 2) and lead.index.flags.f_contiguous
+    assert lead.counts.tolist() == ak.sum(good, axis=1).tolist()
+    selected = muons[good]
+    for f in (*FIELDS, "charge"):
+        expected = [(v + [np.nan, np.nan])[:2] for v in selected[f].tolist()]
+        got = lead.take(muons[f])
+        assert got.dtype == np.float64 and got.flags.f_contiguous
+        np.testing.assert_array_equal(got, np.array(expected, dtype=np.float64))
+        np.testing.assert_array_equal(leading(muons[f], 2, mask=good), got)
+        np.testing.assert_array_equal(got, leading(selected[f], 2))  # masked records too
+    charge = lead.take(muons.charge, fill=0, dtype=np.int32)
+    assert charge.dtype == np.int32 and (charge[lead.counts < 1, 0] == 0).all()
+    # a slice (offsets not from 0), nothing selected, empty events, three objects
+    np.testing.assert_array_equal(
+        leading_index(good[7:], 2).take(muons.pt[7:]), lead.take(muons.pt)[7:]
+    )
+    assert np.isnan(leading_index(muons.pt > 1e9, 1).take(muons.pt)).all()
+    empty = leading_index(ak.Array([[], [True], []]), 3)
+    assert empty.counts.tolist() == [0, 1, 0]
+    np.testing.assert_array_equal(
+        empty.take(ak.Array([[], [5.0], []])), [[np.nan] * 3, [5.0, np.nan, np.nan], [np.nan] * 3]
+    )
+    with pytest.raises(ValueError, match="same lists"):
+        lead.take(muons.pt[::-1])
 
 
 def test_dimuon_mass_from_leading_matches_vector(muons: ak.Array) -> None:
