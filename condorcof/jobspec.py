@@ -6,7 +6,7 @@ Output file names of jobs and merges are defined here too, so every stage agrees
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,7 @@ class JobSpec:
             "format": JOB_FORMAT,
             "job": self.job,
             "processor": self.processor.to_json(),
-            "chunks": [asdict(c) for c in self.chunks],
+            "chunks": [c.to_json() for c in self.chunks],
             "file_entries": self.file_entries,
             "metadata": self.metadata,
             "schema": self.schema,

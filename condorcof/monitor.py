@@ -57,17 +57,40 @@ class DagFileState:
     counts: dict[str, int] = field(default_factory=dict)
 
 
+_ATTRIBUTE = re.compile(r'^[ \t]*(\w+)[ \t]*=[ \t]*("(?:[^"\\]|\\.)*"|[^;\n]*);', re.M)
+
+
+def _value(text: str) -> Any:
+    if text.startswith('"'):
+        return re.sub(r"\\(.)", r"\1", text[1:-1])
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
+
+def parse_ads(text: str) -> list[dict[str, Any]]:
+    """The ``[ ... ]`` ads of a node status file, attribute by attribute (one per line).
+
+    ``classad2.parseAds`` gives the same for these files but takes 25 s on 100,000 nodes; this
+    takes well under one.
+    """
+    return [
+        {key: _value(value.strip()) for key, value in _ATTRIBUTE.findall(block)}
+        for block in text.split("\n]")
+        if "Type" in block
+    ]
+
+
 def parse_node_status(text: str) -> DagFileState:
     """Parse DAGMan's NODE_STATUS_FILE (old-style ClassAds with comments)."""
-    import classad2
-
     state = DagFileState()
-    for ad in classad2.parseAds(text):
+    for ad in parse_ads(text):
         kind = ad.get("Type")
         if kind == "DagStatus":
             state.dag_status = int(ad.get("DagStatus", -1))
             state.timestamp = int(ad.get("Timestamp", 0))
-            state.counts = {k: int(ad[k]) for k in ad if k.startswith(("Nodes", "JobProcs"))}
+            state.counts = {k: int(v) for k, v in ad.items() if k.startswith(("Nodes", "JobProcs"))}
         elif kind == "NodeStatus":
             name = str(ad["Node"])
             state.nodes[name] = NodeState(

@@ -63,6 +63,17 @@ class Chunk:
     def num_entries(self) -> int:
         return self.entry_stop - self.entry_start
 
+    def to_json(self) -> dict[str, Any]:
+        """The chunk as a JSON object (``dataclasses.asdict`` is ten times slower)."""
+        return {
+            "index": self.index,
+            "dataset": self.dataset,
+            "path": self.path,
+            "treename": self.treename,
+            "entry_start": self.entry_start,
+            "entry_stop": self.entry_stop,
+        }
+
     def describe(self) -> str:
         return f"chunk {self.index} ({self.dataset}: {self.path} [{self.entry_start}, {self.entry_stop}))"
 
@@ -311,7 +322,7 @@ def _chunks_from_columns(
 
 def save_plan(plan: Plan, path: str | Path) -> None:
     """Write the plan as JSON, atomically."""
-    write_json_atomic(Path(path), plan_to_json(plan))
+    write_json_atomic(Path(path), plan_to_json(plan), compact=True)
 
 
 def load_plan(path: str | Path) -> Plan:

@@ -36,12 +36,13 @@ from condorcof.dag import (
 from condorcof.errors import RunNotFoundError, SubmitError
 from condorcof.fileset import is_url
 from condorcof.jobspec import RESULT_NAME, file_entry_counts, job_spec, spec_name
-from condorcof.plan import Plan, save_plan
+from condorcof.plan import Plan, load_plan, save_plan
 from condorcof.processor import ProcessorSpec
 from condorcof.safepickle import write_json_atomic, write_text_atomic
 from condorcof.sites import SiteProfile
 
 RUN_FILE = "run.json"
+SUMMARY_NAME = "summary.json"
 RUNS_DIR = "condorcof-runs"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,80}$")
 
@@ -113,6 +114,7 @@ def write_run(
         run_dir / BUNDLE_NAME, Path(processor.search_path) if processor.search_path else None
     )
     save_plan(plan, run_dir / PLAN_NAME)
+    write_json_atomic(run_dir / SUMMARY_NAME, plan_summary(plan), compact=True)
     write_json_atomic(run_dir / PROCESSOR_NAME, shipped.to_json())
     _write_job_specs(run_dir, plan, shipped, schema)
     extra = _copy_inputs(run_dir, input_files)
@@ -138,6 +140,29 @@ def write_run(
     )
     save_run_info(info)
     return info
+
+
+def plan_summary(plan: Plan) -> dict[str, Any]:
+    """What ``status`` needs of the plan, small enough to read in a blink at 100,000 jobs:
+    planned events per dataset, events per dataset of each job, the merge nodes."""
+    jobs: dict[str, dict[str, int]] = {}
+    for job in plan.jobs:
+        per_dataset = jobs.setdefault(job.name, {})
+        for chunk in plan.chunks_of(job):
+            per_dataset[chunk.dataset] = per_dataset.get(chunk.dataset, 0) + chunk.num_entries
+    return {
+        "datasets": plan.events_per_dataset(),
+        "jobs": jobs,
+        "merges": [m.name for m in plan.merges],
+    }
+
+
+def read_summary(run_dir: Path) -> dict[str, Any]:
+    """The run's summary (made from ``plan.json`` for run directories that predate it)."""
+    try:
+        return json.loads((run_dir / SUMMARY_NAME).read_text())
+    except FileNotFoundError:
+        return plan_summary(load_plan(run_dir / PLAN_NAME))
 
 
 def spooled_dag(dag: DagSpec) -> DagSpec:

@@ -283,9 +283,16 @@ def write_text_atomic(path: str | os.PathLike[str], text: str, encoding: str = "
     write_bytes_atomic(path, text.encode(encoding))
 
 
-def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> None:
-    """Write ``obj`` as UTF-8 JSON (sorted keys, indent 1, final newline) atomically."""
-    text = json.dumps(obj, sort_keys=True, indent=1, ensure_ascii=False)
+def write_json_atomic(path: str | os.PathLike[str], obj: Any, compact: bool = False) -> None:
+    """Write ``obj`` as UTF-8 JSON (sorted keys, indent 1 unless ``compact``, final newline)
+    atomically."""
+    text = json.dumps(
+        obj,
+        sort_keys=True,
+        indent=None if compact else 1,
+        ensure_ascii=False,
+        separators=(",", ":") if compact else None,
+    )
     write_text_atomic(path, text + "\n")
 
 

@@ -16,14 +16,12 @@ from condorcof.monitor import (
     NodeState,
     apply_event_log,
     read_failure,
-    read_manifests,
     read_node_status,
     rescue_files,
     stderr_tail,
 )
-from condorcof.plan import Plan, load_plan
 from condorcof.progress import bar, format_count, format_duration
-from condorcof.rundir import RunInfo
+from condorcof.rundir import RunInfo, read_summary
 from condorcof.schedd import get_schedd, query_job, query_node_jobs
 
 COLUMNS = ("done", "running", "idle", "held", "failed", "waiting")
@@ -75,20 +73,18 @@ def node_column(node: NodeState) -> str:
 def collect_status(info: RunInfo, query_schedd: bool = True) -> RunStatus:
     """Gather the run's state; a schedd that cannot be reached is reported, not fatal."""
     run_dir = info.path
-    plan = load_plan(run_dir / "plan.json")
+    summary = read_summary(run_dir)
     status = RunStatus(info.name, info.directory, info.cluster, spool=info.spool)
     dag_file = read_node_status(run_dir)
-    nodes = {j.name: NodeState(j.name) for j in plan.jobs} | {
-        m.name: NodeState(m.name) for m in plan.merges
-    }
+    nodes = {name: NodeState(name) for name in (*summary["jobs"], *summary["merges"])}
     if dag_file:
         nodes.update(dag_file.nodes)
     apply_event_log(run_dir, nodes)
     in_queue = (
         _apply_schedd(info, nodes, status) if query_schedd and info.cluster is not None else None
     )
-    _count_nodes(plan, nodes, status)
-    _count_events(plan, run_dir, status, info)
+    _count_nodes(summary, nodes, status)
+    _count_events(summary, nodes, status, info)
     _collect_problems(run_dir, nodes, status)
     status.rescue_dags = [p.name for p in rescue_files(run_dir)]
     status.result = str(info.result) if info.result.exists() else None
@@ -119,21 +115,24 @@ def _apply_schedd(info: RunInfo, nodes: dict[str, NodeState], status: RunStatus)
     return dagman is not None
 
 
-def _count_nodes(plan: Plan, nodes: dict[str, NodeState], status: RunStatus) -> None:
-    jobs = {j.name for j in plan.jobs}
+def _count_nodes(summary: dict[str, Any], nodes: dict[str, NodeState], status: RunStatus) -> None:
+    jobs = summary["jobs"]
     status.chunks = dict.fromkeys(COLUMNS, 0)
     status.merges = dict.fromkeys(COLUMNS, 0)
     for name, node in nodes.items():
         (status.chunks if name in jobs else status.merges)[node_column(node)] += 1
 
 
-def _count_events(plan: Plan, run_dir: Any, status: RunStatus, info: RunInfo) -> None:
-    planned = plan.events_per_dataset()
+def _count_events(
+    summary: dict[str, Any], nodes: dict[str, NodeState], status: RunStatus, info: RunInfo
+) -> None:
+    """Events of the chunk jobs that are done (a done job read exactly its planned events)."""
+    planned = summary["datasets"]
     done = dict.fromkeys(planned, 0)
-    for manifest in read_manifests(run_dir).values():
-        for index in manifest["chunks"]:
-            chunk = plan.chunks[index]
-            done[chunk.dataset] += chunk.num_entries
+    for name, per_dataset in summary["jobs"].items():
+        if nodes[name].status == "done":
+            for dataset, events in per_dataset.items():
+                done[dataset] += events
     status.datasets = {ds: {"planned": planned[ds], "processed": done[ds]} for ds in planned}
     status.events_planned = sum(planned.values())
     status.events_processed = sum(done.values())

@@ -154,3 +154,18 @@ def test_peek_merges_returned_partials_with_their_fraction(tmp_path: Path, data:
     )
     assert condorcof.load(str(tmp_path / "peek.pkl"))["DY"]["cutflow"]["all"] == 30
     assert "DY" in result.output and "(75%)" in result.output
+
+
+def test_fast_status_parser_agrees_with_classad2() -> None:
+    import classad2
+
+    from condorcof.monitor import parse_ads
+
+    text = (RECORDED / "workflow.dag.status").read_text()
+    ours = parse_ads(text)
+    theirs = [dict(ad) for ad in classad2.parseAds(text)]
+    assert len(ours) == len(theirs) == 7
+    for mine, reference in zip(ours, theirs, strict=True):
+        for key, value in reference.items():
+            if isinstance(value, str | int) and not isinstance(value, bool):
+                assert mine[key] == value, key
