@@ -132,14 +132,27 @@ def _iadd_hist(a: Any, b: Any, path: Path) -> Any:
         raise _error(path, a, b, "a histogram can only be added to a histogram")
     if type(a) is not type(b):
         raise _error(path, a, b, "histogram classes differ")
-    if a.storage_type is not b.storage_type:
-        detail = f"storage differs: {a.storage_type.__name__} vs {b.storage_type.__name__}"
-        raise _error(path, a, b, detail)
+    core_a, core_b = getattr(a, "_hist", None), getattr(b, "_hist", None)
+    if core_a is None or core_b is None or type(core_a) is not type(core_b):
+        # the C++ histogram's type encodes its storage; ``storage_type`` is slow to compute
+        if a.storage_type is not b.storage_type:
+            detail = f"storage differs: {a.storage_type.__name__} vs {b.storage_type.__name__}"
+            raise _error(path, a, b, detail)
     try:
-        a += b
+        if core_a is not None and core_b is not None and not _grows(core_a):
+            # add the C++ histograms directly (it checks the axes): 10x faster than
+            # ``a += b``, which rebuilds Python axis objects on every call
+            core_a.__iadd__(core_b)
+        else:
+            a += b
     except (ValueError, TypeError) as exc:
         raise _error(path, a, b, _axes_difference(a, b) or str(exc)) from exc
     return a
+
+
+def _grows(core: Any) -> bool:
+    """Whether a C++ histogram has a growing axis (those merge through ``hist``'s own ``+=``)."""
+    return any(core.axis(i).traits_growth for i in range(core.rank()))
 
 
 def _axes_difference(a: Any, b: Any) -> str:
