@@ -7,8 +7,8 @@ failed nodes); chunk nodes retry unless the worker reports a deterministic failu
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from condorcof.errors import SubmitError
 from condorcof.fileset import is_url
@@ -54,7 +54,7 @@ class DagSpec:
 def job_input_files(plan: Plan, job: Job) -> list[str]:
     """Local files a job reads: they travel with the job (URLs are read remotely)."""
     paths = list(dict.fromkeys(c.path for c in plan.chunks_of(job) if not is_url(c.path)))
-    names = [Path(p).name for p in paths]
+    names = [os.path.basename(p) for p in paths]
     if len(set(names)) != len(names):
         clash = next(n for n in names if names.count(n) > 1)
         raise SubmitError(

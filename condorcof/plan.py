@@ -272,7 +272,11 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
         "format": PLAN_FORMAT,
         "options": asdict(plan.options),
         "datasets": [
-            {"name": ds.name, "metadata": dict(ds.metadata), "files": [asdict(f) for f in ds.files]}
+            {
+                "name": ds.name,
+                "metadata": dict(ds.metadata),
+                "files": [_file_json(f) for f in ds.files],
+            }
             for ds in plan.datasets
         ],
         "chunks": {
@@ -284,6 +288,15 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
         "jobs": [[j.name, j.chunk_start, j.chunk_stop] for j in plan.jobs],
         "merges": [[m.name, list(m.inputs), m.level] for m in plan.merges],
         "skipped": [asdict(s) for s in plan.skipped],
+    }
+
+
+def _file_json(info: FileInfo) -> dict[str, Any]:
+    return {
+        "path": info.path,
+        "treename": info.treename,
+        "num_entries": info.num_entries,
+        "uuid": info.uuid,
     }
 
 

@@ -209,12 +209,12 @@ def spool_outputs(info: RunInfo, failed: bool = False) -> list[str]:
 
 def _write_job_specs(run_dir: Path, plan: Plan, processor: ProcessorSpec, schema: str) -> None:
     entries = file_entry_counts(plan)
+    folder = str(run_dir / "jobs")
     for job in plan.jobs:
-        spec = replace(
-            job_spec(plan, job, processor, schema, entries),
-            transferred=tuple(job_input_files(plan, job)),
-        )
-        (run_dir / "jobs" / spec_name(job.name)).write_text(json.dumps(spec.to_json()))
+        data = job_spec(plan, job, processor, schema, entries).to_json()
+        data["transferred"] = job_input_files(plan, job)
+        with open(os.path.join(folder, spec_name(job.name)), "w") as handle:
+            handle.write(json.dumps(data, separators=(",", ":")))
 
 
 def _copy_inputs(run_dir: Path, input_files: tuple[Path, ...]) -> list[str]:
