@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -165,10 +166,12 @@ def run(
     show = not quiet
     from condorcof.planning import plan_fileset
 
+    started = time.perf_counter()
     _, plan = plan_fileset(request, show_progress=show)
     click.echo(
         f"planned {len(plan.chunks)} chunks in {len(plan.jobs)} tasks over "
-        f"{len(plan.datasets)} datasets ({format_count(plan.total_events)} events)",
+        f"{len(plan.datasets)} datasets ({format_count(plan.total_events)} events) "
+        f"in {time.perf_counter() - started:.1f} s",
         err=True,
     )
     summary = run_local(
@@ -360,7 +363,6 @@ def status(run: str, workdir: Path | None, as_json: bool, no_schedd: bool) -> No
 )
 def watch(run: str, workdir: Path | None, interval: float, timeout: float | None) -> None:
     """Redraw the status of RUN until its DAG ends; exits non-zero unless it succeeded."""
-    import time
 
     from condorcof.status import collect_status, format_status
 
@@ -573,7 +575,6 @@ def probe(
     processor: str, fileset: Path, site: str, workdir: Path, events: int, **plan_kw: Any
 ) -> None:
     """Run PROCESSOR on a small slice of FILESET as one job in the site's image; suggest settings."""
-    import time
 
     from condorcof.planning import plan_fileset
     from condorcof.probe import run_probe

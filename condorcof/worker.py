@@ -169,8 +169,9 @@ def run_job(spec: JobSpec, outdir: Path) -> dict[str, Any]:
 def _run_chunk(
     spec: JobSpec, chunk: Chunk, processor: ProcessorLike, timings: JobTimings
 ) -> tuple[Any, int]:
-    from condorcof.events import make_events
+    from condorcof.events import make_coffea_events, make_events
 
+    build_events = make_coffea_events if spec.schema == "coffea" else make_events
     t_open = time.perf_counter()
     try:
         tree = _OpenTrees.get(spec.local_path(chunk.path), chunk.treename, spec.redirectors)
@@ -186,7 +187,7 @@ def _run_chunk(
         )
     t_proc = time.perf_counter()
     timings.open += t_proc - t_open
-    events = make_events(
+    events = build_events(
         tree, chunk.entry_start, chunk.entry_stop, event_metadata(spec, chunk, tree)
     )
     result = processor.process(events)

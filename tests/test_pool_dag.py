@@ -73,6 +73,10 @@ def test_submit_runs_the_dag_in_docker_and_matches_the_local_run(
     status = wait_for(info)
     assert status.state == "done", status.to_json()
     assert status.events_processed == status.events_planned == 380
+    watched = cli("watch", info.directory, "--interval", "1").stdout
+    assert f"result: {info.result}" in watched and "[DONE]" in watched
+    listed = cli("list", "--workdir", str(tmp_path / "runs")).stdout
+    assert "dag1" in listed and "done" in listed and "380/380 events" in listed
 
     result = condorcof.load(str(info.result))
     assert_same_output(result, local_result(tmp_path, fileset))

@@ -19,6 +19,14 @@ from condorcof.schedd import get_schedd, query_job
 pytestmark = pytest.mark.condor
 
 
+def schedd_name() -> str:
+    import htcondor2
+
+    return str(
+        htcondor2.Collector("127.0.0.1:9618").locateAll(htcondor2.DaemonType.Schedd)[0]["Name"]
+    )
+
+
 @pytest.fixture(scope="module", autouse=True)
 def _pool() -> Iterator[None]:
     require_pool()
@@ -40,8 +48,12 @@ def test_spooled_run_needs_nothing_from_the_submit_side(tmp_path: Path, data: Pa
         "--merge-fanin",
         "2",
         "--spool",
+        "--schedd",  # an access point found through the collector, as a remote one would be
+        schedd_name(),
+        "--pool",
+        "127.0.0.1:9618",
     )
-    assert info.spool
+    assert info.spool and info.schedd == schedd_name() and info.pool == "127.0.0.1:9618"
     os.chmod(info.path, 0)  # nobody on this machine may read the run directory now
     try:
         deadline = time.monotonic() + 400

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -246,3 +247,54 @@ def test_installed_command_runs_the_example(tmp_path: Path, data: Path) -> None:
         timeout=60,
     )
     assert bad.returncode != 0 and "none.json" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_coffea_schema_without_coffea_is_a_clear_error(tmp_path: Path, data: Path) -> None:
+    fileset = write_fileset(tmp_path, data, {"DY": ("nano_dy.root", True)})
+    code, text = run_cli(
+        PROCESSOR, str(fileset), "-o", str(tmp_path / "r.pkl"), "--schema", "coffea", "-j", "1"
+    )
+    assert code != 0 and "coffea" in text and "not installed" in text
+    assert not (tmp_path / "r.pkl").exists()
+
+
+def test_ctrl_c_stops_cleanly_and_writes_nothing(tmp_path: Path, data: Path) -> None:
+    import signal
+    import time
+
+    slow = tmp_path / "slow_proc.py"
+    slow.write_text(
+        "import time\n\nclass Slow:\n    def process(self, events):\n        time.sleep(5)\n"
+        "        return {'n': len(events)}\n\n    def postprocess(self, acc):\n        return acc\n"
+    )
+    fileset = write_fileset(tmp_path, data, {"TT": ("nano_tt_v15.root", True)})
+    out = tmp_path / "r.pkl"
+    scratch = tmp_path / "scratch"  # where the run keeps its partials (TMPDIR)
+    scratch.mkdir()
+    exe = Path(sys.executable).parent / "condorcof"
+    env = {**os.environ, "TMPDIR": str(scratch)}
+    proc = subprocess.Popen(
+        [
+            str(exe),
+            "run",
+            f"{slow}:Slow",
+            str(fileset),
+            "-o",
+            str(out),
+            "--chunksize",
+            "10",
+            "-j",
+            "2",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    time.sleep(6)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "interrupted; nothing was written" in stderr
+    assert not out.exists() and not out.with_suffix(".json").exists()
+    assert list(scratch.iterdir()) == [], "the partials of the interrupted run were left behind"
