@@ -151,9 +151,12 @@ def leading_index(mask: ArrayLike, n: int) -> Leading:
     """
     offsets, selected = _offsets_values(mask)
     selected = np.asarray(selected, dtype=bool)
-    running = np.zeros(len(selected) + 1, dtype=np.int64)
-    np.cumsum(selected, out=running[1:])
-    before = running[offsets[:-1]]
+    # running count of selected objects; summing uint8 into int32 is many times faster in
+    # numpy than summing bool into int64
+    running = np.empty(len(selected) + 1, dtype=np.int32 if len(selected) < 2**31 else np.int64)
+    running[0] = 0
+    np.cumsum(selected.view(np.uint8), dtype=running.dtype, out=running[1:])
+    before = running[offsets[:-1]].astype(np.int64)
     counts = running[offsets[1:]] - before
     chosen = np.flatnonzero(selected)
     index = np.full((len(counts), n), -1, dtype=np.int64, order="F")

@@ -13,7 +13,14 @@ import pytest
 import uproot
 
 from condorcof.errors import ChunkFailedError, CondorcofError, MissingBranchError
-from condorcof.events import Events, make_coffea_events, make_events
+from condorcof.events import (
+    Events,
+    _ChunkReader,
+    _leaf_of,
+    _plain_leaf,
+    make_coffea_events,
+    make_events,
+)
 
 DATA = Path(os.environ.get("CONDORCOF_DATA", Path(__file__).parents[2] / "shared" / "data"))
 START, STOP = 10, 30
@@ -89,18 +96,18 @@ def test_values_equal_plain_uproot(dy: Events, dy_uproot: dict) -> None:
 
 def test_each_branch_read_once(dy: Events, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[tuple[str, object]] = []
-    array, basket = uproot.TBranch.array, uproot.TBranch.basket
+    array, basket = uproot.TBranch.array, _ChunkReader._basket
 
     def counting_array(self, *args, **kwargs):
         calls.append((self.name, "array"))
         return array(self, *args, **kwargs)
 
-    def counting_basket(self, basket_num):
-        calls.append((self.name, basket_num))
-        return basket(self, basket_num)
+    def counting_basket(self, branch, basket_num, file):
+        calls.append((branch.name, basket_num))
+        return basket(self, branch, basket_num, file)
 
     monkeypatch.setattr(uproot.TBranch, "array", counting_array)
-    monkeypatch.setattr(uproot.TBranch, "basket", counting_basket)
+    monkeypatch.setattr(_ChunkReader, "_basket", counting_basket)
     for _ in range(3):
         dy.Muon.pt.tolist()
         dy["Muon_pt"].tolist()
@@ -305,3 +312,22 @@ def test_derived_arrays_pickle_and_keep_behaviour(dy: Events) -> None:
         ak.num(both.px).tolist()
         == (ak.num(dy.Muon) * 2 - ak.sum(dy.Muon.pt <= 10, axis=1)).tolist()
     )
+
+
+def test_plain_leaves_agree_with_uproot_interpretations() -> None:
+    """The fast classification from TLeaf equals the one from uproot's interpretation."""
+    checked = 0
+    for path in sorted(DATA.glob("*.root")):
+        try:
+            trees = [k for k, c in uproot.open(path).classnames().items() if c == "TTree"]
+        except Exception:  # not a ROOT file with trees (bad_delphes.root)
+            continue
+        for name in trees:
+            tree = _open_tree(path, name.split(";")[0])
+            for key in tree.keys():
+                branch = tree[key]
+                fast = _plain_leaf(key, branch)
+                if fast is not None:
+                    assert fast == _leaf_of(key, branch.interpretation), (path.name, key)
+                    checked += 1
+    assert checked > 10_000
