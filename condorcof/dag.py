@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from condorcof.errors import SubmitError
 from condorcof.fileset import is_url
-from condorcof.jobspec import RESULT_NAME, partial_name
+from condorcof.jobspec import RESULT_NAME, partial_name, shard_name
 from condorcof.plan import FINAL_NODE, Job, Plan
 from condorcof.sites import SiteProfile
 from condorcof.templates import load_template, quote_value, render
@@ -70,11 +70,15 @@ def build_dag(plan: Plan, profile: SiteProfile, run_name: str) -> DagSpec:
         DagNode(
             job.name,
             CHUNK_SUB,
-            {"attempt": "$(RETRY)", "inputs": ", ".join(job_input_files(plan, job))},
+            {
+                "attempt": "$(RETRY)",
+                "specs": shard_name(position),
+                "inputs": ", ".join(job_input_files(plan, job)),
+            },
             retries=profile.retries,
             category="chunks",
         )
-        for job in plan.jobs
+        for position, job in enumerate(plan.jobs)
     ]
     for merge in plan.merges:
         nodes.append(_merge_node(merge.name, merge.inputs, profile.retries))

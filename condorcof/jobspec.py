@@ -106,6 +106,30 @@ def failure_name(node: str) -> str:
     return f"failure_{node}.json"
 
 
+SHARD_FORMAT = "condorcof-jobs/1"
+SHARD_SIZE = 100  # job specs per file: 100,000 jobs make 1,000 small files, not 100,000
+
+
+def shard_name(job_position: int) -> str:
+    """The file holding the spec of the job at this position in the plan.
+
+    >>> shard_name(0), shard_name(99), shard_name(100)
+    ('specs_00000.json', 'specs_00000.json', 'specs_00001.json')
+    """
+    return f"specs_{job_position // SHARD_SIZE:05d}.json"
+
+
+def read_job_spec(data: dict[str, Any], job: str | None) -> JobSpec:
+    """A job's spec from a spec file: a shard of several jobs (pick ``job``) or a single spec."""
+    if data.get("format") == SHARD_FORMAT:
+        if job not in data["jobs"]:
+            raise PlanError(
+                f"the spec file has no job {job!r} (it has {', '.join(sorted(data['jobs'])[:5])}...)"
+            )
+        return JobSpec.from_json(data["jobs"][job])
+    return JobSpec.from_json(data)
+
+
 def spec_name(node: str) -> str:
     return f"{node}.json"
 

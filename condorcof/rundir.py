@@ -1,7 +1,7 @@
 """The run directory: everything about one submission, written by one writer.
 
 Layout: ``run.json`` (what and where), ``plan.json``, ``processor.json``, ``bundle.zip``,
-``jobs/<job>.json``, ``inputs/`` (user files), ``workflow.dag``, ``chunk.sub``, ``merge.sub``,
+``jobs/specs_<k>.json`` (job specs, 100 a file), ``inputs/`` (user files), ``workflow.dag``, ``chunk.sub``, ``merge.sub``,
 ``dagman.config``, and the folders ``outputs/`` (partials, failure records, the result) and
 ``logs/``. Created with owner-only permissions.
 """
@@ -35,7 +35,7 @@ from condorcof.dag import (
 )
 from condorcof.errors import RunNotFoundError, SubmitError
 from condorcof.fileset import is_url
-from condorcof.jobspec import RESULT_NAME, file_entry_counts, job_spec, spec_name
+from condorcof.jobspec import RESULT_NAME, SHARD_FORMAT, file_entry_counts, job_spec, shard_name
 from condorcof.plan import Plan, load_plan, save_plan
 from condorcof.processor import ProcessorSpec
 from condorcof.safepickle import write_json_atomic, write_text_atomic
@@ -209,12 +209,14 @@ def spool_outputs(info: RunInfo, failed: bool = False) -> list[str]:
 
 def _write_job_specs(run_dir: Path, plan: Plan, processor: ProcessorSpec, schema: str) -> None:
     entries = file_entry_counts(plan)
-    folder = str(run_dir / "jobs")
-    for job in plan.jobs:
+    shards: dict[str, dict[str, Any]] = {}
+    for position, job in enumerate(plan.jobs):
         data = job_spec(plan, job, processor, schema, entries).to_json()
         data["transferred"] = job_input_files(plan, job)
-        with open(os.path.join(folder, spec_name(job.name)), "w") as handle:
-            handle.write(json.dumps(data, separators=(",", ":")))
+        shards.setdefault(shard_name(position), {})[job.name] = data
+    for name, jobs in shards.items():
+        with open(run_dir / "jobs" / name, "w") as handle:
+            handle.write(json.dumps({"format": SHARD_FORMAT, "jobs": jobs}, separators=(",", ":")))
 
 
 def _copy_inputs(run_dir: Path, input_files: tuple[Path, ...]) -> list[str]:

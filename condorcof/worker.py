@@ -24,7 +24,14 @@ import numpy as np
 
 from condorcof.accumulate import iadd
 from condorcof.errors import ChunkFailedError, InputFileError
-from condorcof.jobspec import PARTIAL_FORMAT, JobSpec, failure_name, manifest_name, partial_name
+from condorcof.jobspec import (
+    PARTIAL_FORMAT,
+    JobSpec,
+    failure_name,
+    manifest_name,
+    partial_name,
+    read_job_spec,
+)
 from condorcof.plan import Chunk
 from condorcof.processor import ProcessorLike, build_processor
 from condorcof.remote import open_file
@@ -289,13 +296,14 @@ def peak_rss_mb() -> float:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m condorcof.worker``."""
     parser = argparse.ArgumentParser(prog="condorcof.worker", description=__doc__.splitlines()[0])
-    parser.add_argument("spec", help="the job's JSON spec")
+    parser.add_argument("spec", help="the job's JSON spec, or a file of several (with --job)")
+    parser.add_argument("--job", default=None, help="which job of a spec file to run")
     parser.add_argument("--outdir", default=".", help="where to write outputs (default: here)")
     args = parser.parse_args(argv)
     outdir = Path(args.outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     try:
-        spec = JobSpec.from_json(json.loads(Path(args.spec).read_text()))
+        spec = read_job_spec(json.loads(Path(args.spec).read_text()), args.job)
     except Exception as err:
         print(f"condorcof.worker: cannot read job spec {args.spec}: {err}", file=sys.stderr)
         return EXIT_DETERMINISTIC

@@ -11,10 +11,17 @@ from pathlib import Path
 from condorcof.bundle import BUNDLE_NAME, write_bundle
 from condorcof.dag import DAG_NAME, OUTPUTS, PLAN_NAME
 from condorcof.errors import SubmitError
-from condorcof.jobspec import JobSpec, failure_name, spec_name
+from condorcof.jobspec import failure_name, read_job_spec, shard_name
 from condorcof.monitor import NODES_LOG, read_failure, rescue_failed_nodes, rescue_files
 from condorcof.plan import load_plan
-from condorcof.rundir import RunInfo, save_run_info, spool_inputs, spool_outputs, with_submission
+from condorcof.rundir import (
+    RunInfo,
+    read_summary,
+    save_run_info,
+    spool_inputs,
+    spool_outputs,
+    with_submission,
+)
 from condorcof.safepickle import write_json_atomic, write_text_atomic
 from condorcof.schedd import get_schedd, query_job, retrieve_outputs, submit_dag, submit_dag_spooled
 from condorcof.templates import quote_value
@@ -192,13 +199,16 @@ def skip_bad_files(run_dir: Path, failed: list[str]) -> list[str]:
     """Tell the failed jobs whose input file was at fault to leave that file out; returns the
     files. The final result lists them; chunks of other files run as usual."""
     skipped: list[str] = []
+    positions = {name: k for k, name in enumerate(read_summary(run_dir)["jobs"])}
     for node in failed:
         record = read_failure(run_dir, node)
         if not record or record.get("cause") != "input" or not record.get("file"):
             continue
-        spec_path = run_dir / "jobs" / spec_name(node)
-        spec = JobSpec.from_json(json.loads(spec_path.read_text()))
+        shard_path = run_dir / "jobs" / shard_name(positions[node])
+        shard = json.loads(shard_path.read_text())
+        spec = read_job_spec(shard, node)
         spec = replace(spec, skip_files=tuple(sorted({*spec.skip_files, record["file"]})))
-        write_json_atomic(spec_path, spec.to_json())
+        shard["jobs"][node] = spec.to_json()
+        write_json_atomic(shard_path, shard, compact=True)
         skipped.append(record["file"])
     return skipped

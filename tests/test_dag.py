@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import zipfile
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 from condorcof.dag import build_dag, render_config, render_dag, render_submit_files
 from condorcof.errors import SiteProfileError, SubmitError
 from condorcof.fileset import Dataset, FileSpec
+from condorcof.jobspec import read_job_spec
 from condorcof.plan import PlanOptions, make_plan
 from condorcof.preprocess import FileInfo, Preprocessed
 from condorcof.processor import ProcessorSpec
@@ -90,7 +92,7 @@ def test_submit_files_transfer_everything_and_never_hold_on_a_crash() -> None:
         assert "transfer_output_files   = outputs" in text  # a folder the bootstrap always creates
         assert "periodic_remove" in text and "{{" not in text
     assert (
-        "transfer_input_files    = bundle.zip, jobs/$(JOB).json, inputs/corrections.json" in chunk
+        "transfer_input_files    = bundle.zip, jobs/$(specs), inputs/corrections.json" in chunk
     )
     assert (
         "request_memory          = ifThenElse(isUndefined(NumHoldsByReason.JobOutOfResources), "
@@ -115,9 +117,11 @@ def test_run_directory_is_complete_and_private(tmp_path: Path) -> None:
     info = write_run(tmp_path / "r2", "r2", plan, spec, load_profile("local"))
     run = Path(info.directory)
     assert run.stat().st_mode & 0o077 == 0
-    assert sorted(p.name for p in (run / "jobs").iterdir()) == sorted(
-        f"{j.name}.json" for j in plan.jobs
-    )
+    assert sorted(p.name for p in (run / "jobs").iterdir()) == ["specs_00000.json"]
+    shard = json.loads((run / "jobs" / "specs_00000.json").read_text())
+    specs = [read_job_spec(shard, j.name) for j in plan.jobs]
+    assert [s.chunks for s in specs] == [plan.chunks_of(j) for j in plan.jobs]
+    assert all(s.transferred == tuple(sorted({c.path for c in s.chunks})) for s in specs)
     names = zipfile.ZipFile(run / "bundle.zip").namelist()
     assert {
         "__main__.py",
