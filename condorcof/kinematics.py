@@ -112,9 +112,17 @@ class Leading:
     offsets: np.ndarray  # the lists of the mask, to check the arrays taken from
 
     @cached_property
-    def _safe(self) -> tuple[np.ndarray, np.ndarray]:
-        """Positions clipped to 0 (so that a gather never fails) and where they are absent."""
-        return np.maximum(self.index, 0), self.index < 0
+    def _gather(self) -> np.ndarray:
+        """Positions clipped to 0, so that a gather never fails (absent ones are fixed after)."""
+        return np.maximum(self.index, 0)
+
+    @cached_property
+    def _nan_scale(self) -> np.ndarray:
+        """1.0 where an object is present, NaN where not: multiplying by it puts NaN in the
+        absent places exactly (x * 1.0 == x), much faster than a masked write in numpy."""
+        scale = np.ones(self.index.shape, dtype=np.float64, order="F")
+        np.copyto(scale, np.nan, where=self.index < 0)
+        return scale
 
     def take(self, values: ArrayLike, fill: float = np.nan, dtype: Any = np.float64) -> np.ndarray:
         """``values`` (same lists as the mask) at the positions, ``fill`` where absent, as a
@@ -126,14 +134,17 @@ class Leading:
         if not len(flat):
             out.fill(fill)
             return out
-        safe, absent = self._safe
+        by_nan = out.dtype.kind == "f" and isinstance(fill, float) and math.isnan(fill)
         for k in range(self.index.shape[1]):
             column = out[:, k]
             if flat.dtype == column.dtype:
-                flat.take(safe[:, k], out=column, mode="clip")
+                flat.take(self._gather[:, k], out=column, mode="clip")
             else:
-                column[:] = flat.take(safe[:, k], mode="clip")
-            np.copyto(column, fill, where=absent[:, k])
+                column[:] = flat.take(self._gather[:, k], mode="clip")
+            if by_nan:
+                column *= self._nan_scale[:, k]
+            else:
+                np.putmask(column, self.index[:, k] < 0, fill)
         return out
 
 
@@ -156,13 +167,19 @@ def leading_index(mask: ArrayLike, n: int) -> Leading:
     running = np.empty(len(selected) + 1, dtype=np.int32 if len(selected) < 2**31 else np.int64)
     running[0] = 0
     np.cumsum(selected.view(np.uint8), dtype=running.dtype, out=running[1:])
-    before = running[offsets[:-1]].astype(np.int64)
-    counts = running[offsets[1:]] - before
+    before = running[offsets[:-1]]
+    counts = (running[offsets[1:]] - before).astype(np.int64)
     chosen = np.flatnonzero(selected)
-    index = np.full((len(counts), n), -1, dtype=np.int64, order="F")
+    index = np.empty((len(counts), n), dtype=np.int64, order="F")
     for k in range(n):
-        has = np.flatnonzero(counts > k)
-        index[has, k] = chosen[before[has] + k]
+        column = index[:, k]
+        if len(chosen):
+            chosen.take(before + k, out=column, mode="clip")  # clipped where absent, then -1:
+            column += 1  # (position + 1) * present - 1, without a (slow) masked write
+            column *= (counts > k).view(np.int8)
+            column -= 1
+        else:
+            column.fill(-1)
     return Leading(index, counts, offsets)
 
 
