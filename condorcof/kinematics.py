@@ -130,6 +130,9 @@ class Leading:
         offsets, flat = _offsets_values(values)
         if offsets is not self.offsets and not np.array_equal(offsets, self.offsets):
             raise ValueError("take: the values do not have the same lists as the mask")
+        return self._take_flat(flat, fill, dtype)
+
+    def _take_flat(self, flat: np.ndarray, fill: float, dtype: Any) -> np.ndarray:
         out = np.empty(self.index.shape, dtype=dtype, order="F")
         if not len(flat):
             out.fill(fill)
@@ -199,7 +202,7 @@ def leading(
     ``mask`` (a jagged boolean array like ``array``), the first ``n`` values where it is true:
     ``leading(muons.pt, 2, mask=muons.pt > 20)`` equals ``leading(muons.pt[muons.pt > 20], 2)``
     without building the masked array. For several fields, :func:`leading_index` once and
-    :func:`take` per field.
+    :meth:`Leading.take` per field.
     """
     if mask is not None:
         return leading_index(mask, n).take(array, fill, dtype)
