@@ -575,7 +575,7 @@ class _LazyFields:
                 layout = where.layout
                 if not isinstance(layout, ak.contents.NumpyArray):
                     return None
-                where = layout.data
+                where = np.asarray(layout.data)  # reads it if it is a branch not read yet
             if not isinstance(where, np.ndarray) or where.ndim != 1:
                 return None
             if where.dtype == np.bool_:

@@ -202,6 +202,25 @@ def test_hlt_and_met(dy: Events) -> None:
     assert ak.all(dy[dy.HLT.IsoMu24].HLT.IsoMu24)
 
 
+def test_selections_stay_lazy_and_build_only_what_is_used(dy: Events) -> None:
+    triggered = dy[dy.HLT.IsoMu24]
+    assert isinstance(triggered, Events) and "_lazy" in triggered.__dict__
+    two = triggered[ak.num(triggered.Muon) >= 2][1:]
+    assert "_lazy" in two.__dict__ and two.metadata is dy.metadata
+    expected = dy.Muon.pt[dy.HLT.IsoMu24][ak.num(dy.Muon[dy.HLT.IsoMu24]) >= 2][1:]
+    assert two.Muon.pt.tolist() == expected.tolist()
+    assert dy.branches_read == {"HLT_IsoMu24", "nMuon", "Muon_pt"}
+    # positions (negative too) and slices, as awkward does them
+    picked = dy[np.array([3, -1, 0])]
+    assert picked.event.tolist() == [dy.event[3], dy.event[-1], dy.event[0]]
+    assert dy[::-2].run.tolist() == dy.run[::-2].tolist()
+    # what a lazy selection cannot do goes through awkward with every field built
+    assert dy[0].event == dy.event[0]
+    assert dy[["run", "event"]].fields == ["run", "event"]
+    with pytest.raises(IndexError):
+        dy[np.array([len(dy)])]
+
+
 def test_missing_collection_names_file_and_nearest(dy: Events) -> None:
     events = _events("scouting_nano.root")
     with pytest.raises(MissingBranchError) as info:
