@@ -130,9 +130,5 @@ def read_job_spec(data: dict[str, Any], job: str | None) -> JobSpec:
     return JobSpec.from_json(data)
 
 
-def spec_name(node: str) -> str:
-    return f"{node}.json"
-
-
 RESULT_NAME = "result.pkl"
 REPORT_NAME = "result.json"

@@ -243,9 +243,9 @@ def load_run_info(run_dir: Path) -> RunInfo:
     return RunInfo(**data)
 
 
-def with_submission(info: RunInfo, cluster: int, schedd: str | None) -> RunInfo:
-    """The run info once DAGMan has a cluster id."""
-    return replace(info, cluster=cluster, schedd=schedd, submitted=time.time())
+def with_submission(info: RunInfo, cluster: int, schedd: str | None, pool: str | None) -> RunInfo:
+    """The run info once DAGMan has a cluster id (and where its schedd is)."""
+    return replace(info, cluster=cluster, schedd=schedd, pool=pool, submitted=time.time())
 
 
 def find_run(run: str, workdir: Path | None = None) -> RunInfo:

@@ -136,15 +136,6 @@ def query_job(schedd: Any, cluster: int, attrs: list[str] | None = None) -> dict
     return dict(ads[0]) if ads else None
 
 
-def query_history(schedd: Any, cluster: int, attrs: list[str]) -> dict[str, Any] | None:
-    """The DAGMan job's final ad from the schedd's history, else None."""
-    try:
-        ads = list(schedd.history(f"ClusterId == {int(cluster)}", attrs, match=1))
-    except Exception as err:
-        raise ScheddError(f"cannot query the schedd's history: {err}") from err
-    return dict(ads[0]) if ads else None
-
-
 def query_node_jobs(schedd: Any, cluster: int, attrs: list[str]) -> list[dict[str, Any]]:
     """Node jobs of a DAG in the queue."""
     try:

@@ -52,7 +52,7 @@ def submit_run(
     schedd = get_schedd(schedd_name, pool)
     ensure_not_queued(info, schedd)
     cluster = _submit(info, max_idle, schedd)
-    info = replace(with_submission(info, cluster, schedd_name), pool=pool)
+    info = with_submission(info, cluster, schedd_name, pool)
     save_run_info(info)
     return info
 
@@ -148,7 +148,7 @@ def resubmit_run(
     _apply_overrides(info.path, set(failed), memory, retries)
     _archive_attempt(info.path, failed, len(rescues))
     cluster = _submit(info, max_idle, schedd)
-    info = with_submission(info, cluster, schedd_name or info.schedd)
+    info = with_submission(info, cluster, schedd_name or info.schedd, info.pool)
     save_run_info(info)
     return info, failed, skipped
 
